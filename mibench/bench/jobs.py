@@ -1,0 +1,147 @@
+"""Jobs: one video to generate and score, with a stable id; expansion of named suites into jobs.
+
+A job id is `<music>-<prompt>-s<seed>-<hash>`: a readable slug plus the first 10 hex digits of the
+SHA-1 of (model, music id, prompt text, seed, frames, tempo). `item_id` is the same hash without the
+model, so jobs of different models on the same music, prompt and seed can be paired.
+
+Suites (see `SUITES`): `paper` = every music x the paper's 10 prompts (the paper's protocol with the 10
+AIST test tracks: 100 videos a model); `aist` = every music with one fixed caption; `prompts` = the
+extended prompt benchmark, each prompt paired with one music in turn (round robin).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mibench.bench import aist
+from mibench.bench.prompts import Prompt, load_prompt_set
+from mibench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Music:
+    """A piece of music a job is conditioned on; `path` is None until the audio is located."""
+
+    id: str
+    path: str | None = None
+    bpm: float | None = None
+    genre: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    suite: str
+    music_id: str
+    music_path: str | None
+    prompt_id: str
+    prompt: str
+    seed: int
+    num_frames: int
+    tempo: float = 1.0
+    bpm: float | None = None
+    genre: str | None = None
+
+    @property
+    def item_id(self) -> str:
+        return _digest([self.music_id, self.prompt, self.seed, self.num_frames, self.tempo])
+
+    @property
+    def job_id(self) -> str:
+        digest = _digest([self.model, self.music_id, self.prompt, self.seed, self.num_frames, self.tempo])
+        tempo = "" if self.tempo == 1.0 else f"-t{self.tempo:g}"
+        return f"{slug(self.music_id)}-{slug(self.prompt_id)}-s{self.seed}{tempo}-{digest}"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"job_id": self.job_id, "item_id": self.item_id}
+
+
+def _digest(parts: list) -> str:
+    return hashlib.sha1(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()[:10]
+
+
+def slug(text: str, max_len: int = 24) -> str:
+    """A file-name-safe slug: ASCII letters, digits, '.', '_' and '-' only."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
+    return cleaned[:max_len] or "x"
+
+
+SUITES = {
+    "paper": "every music x the paper's 10 prompts (10 AIST test tracks -> 100 videos a model)",
+    "aist": "every music with the paper's fixed AIST caption (10 videos a model)",
+    "prompts": "the extended prompt benchmark, each prompt with one music in turn",
+}
+
+
+def _pairs(suite: str, music: list[Music]) -> list[tuple[Music, Prompt]]:
+    if suite == "paper":
+        prompts = load_prompt_set("paper").prompts
+        return [(m, p) for m in music for p in prompts]
+    if suite == "aist":
+        caption = load_prompt_set("aist").prompts[0]
+        return [(m, caption) for m in music]
+    if suite == "prompts":
+        prompts = load_prompt_set("extended").prompts
+        return [(music[i % len(music)], p) for i, p in enumerate(prompts)]
+    raise ConfigError(f"unknown suite {suite!r}", f"choose one of: {', '.join(SUITES)}")
+
+
+def expand(
+    suite: str,
+    model: str,
+    music: list[Music],
+    *,
+    seeds: list[int],
+    num_frames: int,
+    tempo: float = 1.0,
+    limit: int | None = None,
+) -> list[Job]:
+    """The jobs of `suite` for `model`: (music x prompt) pairs x seeds, the first `limit` of them."""
+    if not music:
+        raise ConfigError(f"suite {suite!r} needs at least one music track")
+    jobs = [
+        Job(
+            model=model,
+            suite=suite,
+            music_id=m.id,
+            music_path=m.path,
+            prompt_id=p.id,
+            prompt=p.text,
+            seed=seed,
+            num_frames=num_frames,
+            tempo=tempo,
+            bpm=m.bpm,
+            genre=m.genre,
+        )
+        for m, p in _pairs(suite, music)
+        for seed in seeds
+    ]
+    return jobs[:limit] if limit is not None else jobs
+
+
+def job_from_row(row: dict) -> Job:
+    fields = Job.__dataclass_fields__
+    return Job(**{k: row[k] for k in fields if k in row})
+
+
+_BPM_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*bpm", re.IGNORECASE)
+
+
+def music_from_folder(folder: Path) -> list[Music]:
+    """Every audio file in a folder as a Music, id = file stem (wav, mp3, flac, ogg, m4a). The tempo is
+    known for AIST music ids (mBR0.wav) and for names that state it (`synth-120bpm.wav`)."""
+    suffixes = {".wav", ".mp3", ".flac", ".ogg", ".m4a"}
+    music = []
+    for path in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in suffixes):
+        bpm, genre = None, None
+        if aist.is_music_id(path.stem):
+            track = aist.track(path.stem)
+            bpm, genre = float(track.bpm), track.genre
+        elif match := _BPM_IN_NAME.search(path.stem):
+            bpm = float(match.group(1))
+        music.append(Music(id=path.stem, path=str(path), bpm=bpm, genre=genre))
+    return music

@@ -1,0 +1,57 @@
+"""Bring your own videos: register a folder of existing mp4s as a model of a run.
+
+Each `<stem>.mp4` becomes a job of model NAME (suite `byo`), its music taken from the video's own
+audio track. The prompt, when known, comes from `<stem>.txt` or the `prompt` field of `<stem>.json`
+beside the video; without one the prompt-alignment questions are skipped for that video. Videos are
+scored in place (not copied).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mibench.bench.jobs import Job
+from mibench.errors import ConfigError, MediaError
+from mibench.media.video import probe
+from mibench.store import Store
+
+
+def _prompt_for(video: Path) -> str:
+    text_file, json_file = video.with_suffix(".txt"), video.with_suffix(".json")
+    if text_file.is_file():
+        return text_file.read_text(encoding="utf-8").strip()
+    if json_file.is_file():
+        try:
+            return str(json.loads(json_file.read_text(encoding="utf-8")).get("prompt") or "")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise ConfigError(f"sidecar {json_file} is not a JSON object", "fix or remove it") from exc
+    return ""
+
+
+def register_videos(store: Store, folder: Path, name: str) -> tuple[list[Job], list[str]]:
+    """Register every mp4 of `folder` as model `name`; returns the jobs and one warning per skipped file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"--videos folder {folder} does not exist")
+    files = sorted(folder.glob("*.mp4"))
+    if not files:
+        raise ConfigError(f"no .mp4 files in {folder}")
+    jobs, warnings, infos = [], [], []
+    for path in files:
+        try:
+            info = probe(path)
+        except MediaError as exc:
+            warnings.append(exc.line())
+            continue
+        if not info.has_audio:
+            warnings.append(f"{path} has no audio track: it can be scored only with --modal video")
+        prompt = _prompt_for(path)
+        jobs.append(Job(model=name, suite="byo", music_id=path.stem, music_path=str(path.resolve()),
+                        prompt_id="own" if prompt else "none", prompt=prompt, seed=0, num_frames=info.num_frames))
+        infos.append((path, info))
+    store.add_jobs(jobs)
+    for job, (path, info) in zip(jobs, infos, strict=True):
+        store.record_video(job.job_id, path.resolve(), info={"registered": True, "fps": info.fps,
+                                                              "width": info.width, "height": info.height})
+    return jobs, warnings

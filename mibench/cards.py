@@ -1,0 +1,64 @@
+"""Model cards: `baselines/<name>.yaml` declares a generator or judge by name.
+
+Card fields: `name`, `kind` (generator | judge), `entry` ("module:Class" that implements it), `title`,
+`description`, `inputs` (text/audio), `weights` (name -> {source: Hugging Face id or local path, files,
+url, note}), `defaults` (the full-size, paper-faithful settings) and `presets` (name -> overrides of
+`defaults`; every card has `tiny`, built locally without downloads, and `full`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import yaml
+
+from mibench.errors import ConfigError
+from mibench.resources import data_dir
+
+PRESETS = ("tiny", "full")
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    kind: str
+    entry: str
+    title: str
+    description: str = ""
+    inputs: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)
+    presets: dict = field(default_factory=dict)
+
+    def settings(self, preset: str) -> dict:
+        """The card's defaults with the preset's overrides applied."""
+        if preset not in self.presets:
+            raise ConfigError(f"model {self.name!r} has no preset {preset!r}",
+                              f"choose one of: {', '.join(self.presets)}")
+        return {**self.defaults, **(self.presets[preset] or {})}
+
+    def load_class(self) -> type:
+        module, _, attr = self.entry.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+def _load(path) -> Card:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        return Card(**data)
+    except TypeError as exc:
+        raise ConfigError(f"model card {path} is malformed: {exc}") from exc
+
+
+def cards(kind: str | None = None) -> list[Card]:
+    found = [_load(p) for p in sorted(data_dir("baselines").glob("*.yaml"))]
+    return [c for c in found if kind is None or c.kind == kind]
+
+
+def card(name: str, kind: str) -> Card:
+    for c in cards(kind):
+        if c.name == name:
+            return c
+    known = ", ".join(c.name for c in cards(kind))
+    raise ConfigError(f"unknown {kind} {name!r}", f"known {kind}s: {known}")

@@ -1,0 +1,343 @@
+"""The `mibench` command line (Typer): thin wrappers over the library functions.
+
+    mibench demo                                   # the whole pipeline on tiny presets, on a CPU
+    mibench generate --model musicinfuser --suite paper --aist-music ~/aist/wav
+    mibench generate --videos my_videos/ --name mymodel      # bring your own mp4s
+    mibench score --model musicinfuser --judge videollama2
+    mibench metrics
+    mibench report
+    mibench list | doctor | bench generate|judge|metrics
+
+Every command takes `--run NAME` (folder `runs/NAME`) or `--run-dir DIR`; commands that compute
+numbers take `--json` (one JSON document on stdout, logs on stderr). User errors print one line and
+exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mibench.errors import ConfigError, MibenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Generate, score and report music-to-dance videos (MusicInfuser benchmark).")
+bench_app = typer.Typer(no_args_is_help=True, help="Measure speed and peak memory of a stage.")
+app.add_typer(bench_app, name="bench")
+
+err = Console(stderr=True)
+
+RunOpt = Annotated[str, typer.Option("--run", help="Run name; the run folder is runs/NAME.")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder (overrides --run).")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="tiny (local random weights) or full (real weights).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON document on stdout.")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N jobs/videos.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="torch device, e.g. cpu or cuda.")]
+
+
+def run_dir_of(run: str, run_dir: Path | None) -> Path:
+    return run_dir if run_dir is not None else Path("runs") / run
+
+
+def emit(as_json: bool, data: dict) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _check_preset(preset: str) -> None:
+    from mibench.cards import PRESETS
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}", f"choose one of: {', '.join(PRESETS)}")
+
+
+@app.command()
+def generate(
+    model: Annotated[str | None, typer.Option("--model", help="Generator name (see `mibench list`).")] = None,
+    suite: Annotated[str, typer.Option("--suite", help="paper, aist or prompts.")] = "paper",
+    aist_music: Annotated[Path | None, typer.Option("--aist-music", help="Folder with the AIST music.")] = None,
+    music: Annotated[Path | None, typer.Option("--music", help="Folder of your own audio files.")] = None,
+    videos: Annotated[Path | None, typer.Option("--videos", help="Register a folder of existing mp4s.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name for --videos.")] = None,
+    preset: PresetOpt = "full",
+    seed: SeedOpt = 0,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per item: seed, seed+1, ...")] = 1,
+    frames: Annotated[int | None, typer.Option("--frames", min=1, help="Frames per video.")] = None,
+    tempo: Annotated[float, typer.Option("--tempo", min=0.25, max=4.0, help="Music speed, e.g. 0.75 or 1.25.")] = 1.0,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Folder with your own weights.")] = None,
+    device: DeviceOpt = "cpu",
+    limit: LimitOpt = None,
+    run: RunOpt = "default",
+    run_dir: RunDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate the videos of a suite with a model, or register your own videos (--videos --name)."""
+    from mibench.generation import generate_jobs
+    from mibench.store import Store
+
+    folder = run_dir_of(run, run_dir)
+    if videos is not None:
+        if not name:
+            raise ConfigError("--videos needs --name NAME", "the name the videos appear under in reports")
+        from mibench.byo import register_videos
+        from mibench.provenance import session
+
+        store = Store.open(folder)
+        with session(store, "register", {"videos": videos, "name": name}):
+            jobs, warnings = register_videos(store, videos, name)
+        for warning in warnings:
+            err.print(f"[yellow]warning[/yellow] {warning}")
+        err.print(f"registered {len(jobs)} videos as model {name!r} in {folder}")
+        emit(as_json, {"run_dir": str(folder), "model": name, "registered": len(jobs), "warnings": warnings})
+        return
+    if not model:
+        raise ConfigError("no model given", "pass --model NAME (see `mibench list`) or --videos DIR --name NAME")
+    _check_preset(preset)
+    from mibench.bench.jobs import expand
+    from mibench.bench.music import resolve_music
+    from mibench.generators.base import build_generator
+    from mibench.progress import progress_bar
+    from mibench.provenance import session
+
+    generator = build_generator(model, preset, weights=weights, device=device, options={"num_frames": frames})
+    tracks = resolve_music(aist_music, music)
+    jobs = expand(suite, model, tracks, seeds=[seed + i for i in range(seeds)], num_frames=generator.num_frames,
+                  tempo=tempo, limit=limit)
+    store = Store.open(folder)
+    options = {"model": model, "preset": preset, "suite": suite, "seed": seed, "seeds": seeds, "tempo": tempo,
+               "limit": limit, "weights": weights, "device": device, "num_frames": generator.num_frames}
+    with session(store, "generate", options), progress_bar(err, f"generate {model}", len(jobs)) as bar:
+        summary = generate_jobs(folder, store, generator, jobs, advance=bar.advance, log=err.print)
+    err.print(f"{model}: {summary.done} generated, {summary.skipped} already done, {len(summary.failed)} failed "
+              f"-> {folder / 'videos' / model}")
+    emit(as_json, {"run_dir": str(folder), "model": model, **summary.as_dict()})
+    if summary.failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def score(
+    model: Annotated[list[str] | None, typer.Option("--model", help="Score only these models.")] = None,
+    judge: Annotated[str, typer.Option("--judge", help="Judge name (see `mibench list`).")] = "videollama2",
+    questions: Annotated[str, typer.Option("--questions", help="Question set name or YAML path.")] = "paper",
+    mode: Annotated[str, typer.Option("--mode", help="greedy (paper) or expected (score distribution).")] = "greedy",
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per video; runs > 0 jitter frames.")] = 1,
+    modal: Annotated[str, typer.Option("--modal", help="av (video + music, paper) or video.")] = "av",
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 16,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Judge checkpoint folder.")] = None,
+    preset: PresetOpt = "full",
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "cpu",
+    limit: LimitOpt = None,
+    run: RunOpt = "default",
+    run_dir: RunDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the judge the question set about every video of the run and store its answers."""
+    from mibench.bench.prompts import load_question_set
+    from mibench.judges.base import build_judge
+    from mibench.progress import progress_bar
+    from mibench.provenance import session
+    from mibench.scoring import MODES, score_videos
+
+    _check_preset(preset)
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}", f"choose one of: {', '.join(MODES)}")
+    if modal not in ("av", "video"):
+        raise ConfigError(f"unknown modal {modal!r}", "choose av or video")
+    store = _existing_store(run_dir_of(run, run_dir))
+    qset = load_question_set(questions)
+    models = model or store.models()
+    unknown = sorted(set(models) - set(store.models()))
+    if unknown:
+        raise ConfigError(f"run has no videos of {', '.join(unknown)}", f"models in this run: {store.models()}")
+    scorer = build_judge(judge, preset, checkpoint=checkpoint, device=device)
+    total = len([v for m in models for v in store.videos(m)][:limit])
+    options = {"judge": judge, "preset": preset, "questions": qset.name, "mode": mode, "runs": runs, "modal": modal,
+               "max_new_tokens": max_new_tokens, "seed": seed, "models": models, "checkpoint": checkpoint}
+    with session(store, "score", options), progress_bar(err, f"score with {judge}", total) as bar:
+        summary = score_videos(store, scorer, qset, models=models, mode=mode, runs=runs, seed=seed, modal=modal,
+                               max_new_tokens=max_new_tokens, limit=limit, advance=bar.advance, log=err.print)
+    err.print(f"{judge}: {summary.done} video runs scored, {summary.skipped} already scored, "
+              f"{len(summary.failed)} skipped as unreadable")
+    emit(as_json, {"judge": judge, "mode": mode, **summary.as_dict()})
+
+
+@app.command()
+def metrics(
+    model: Annotated[list[str] | None, typer.Option("--model", help="Only these models.")] = None,
+    limit: LimitOpt = None,
+    run: RunOpt = "default",
+    run_dir: RunDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compute the objective music-motion metrics of every video of the run."""
+    from mibench.metrics.compute import compute_run_metrics
+    from mibench.progress import progress_bar
+    from mibench.provenance import session
+
+    store = _existing_store(run_dir_of(run, run_dir))
+    models = model or store.models()
+    total = len([v for m in models for v in store.videos(m)][:limit])
+    with session(store, "metrics", {"models": models, "limit": limit}), \
+            progress_bar(err, "metrics", total) as bar:
+        summary = compute_run_metrics(store, models=models, limit=limit, advance=bar.advance, log=err.print)
+    emit(as_json, summary if isinstance(summary, dict) else {"summary": str(summary)})
+
+
+@app.command()
+def report(
+    fmt: Annotated[str, typer.Option("--format", help="html (writes report/) or md (prints a table).")] = "html",
+    reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Add the paper's rows.")] = True,
+    seed: SeedOpt = 0,
+    run: RunOpt = "default",
+    run_dir: RunDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render the run's leaderboard: report/index.html, leaderboard.csv and leaderboard.json."""
+    from mibench.report.render import markdown_table, render_report
+
+    folder = run_dir_of(run, run_dir)
+    _existing_store(folder).close()
+    if fmt == "md":
+        sys.stdout.write(markdown_table(folder) + "\n")
+        return
+    if fmt != "html":
+        raise ConfigError(f"unknown format {fmt!r}", "choose html or md")
+    index = render_report(folder, reference=reference, seed=seed)
+    err.print(f"report: {index}")
+    emit(as_json, {"report": str(index), "csv": str(index.parent / "leaderboard.csv"),
+                   "json": str(index.parent / "leaderboard.json")})
+
+
+@app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List models, judges, suites, prompt sets and question sets."""
+    from mibench.bench.jobs import SUITES
+    from mibench.bench.prompts import prompt_sets, question_sets
+    from mibench.cards import cards
+
+    data = {
+        "generators": {c.name: c.title for c in cards("generator")},
+        "judges": {c.name: c.title for c in cards("judge")},
+        "suites": SUITES,
+        "prompt_sets": prompt_sets(),
+        "question_sets": question_sets(),
+    }
+    if as_json:
+        emit(True, data)
+        return
+    out = Console()
+    for section, items in data.items():
+        out.print(f"[bold]{section.replace('_', ' ')}[/bold]")
+        for key in items:
+            out.print(f"  {key:20s} {items[key] if isinstance(items, dict) else ''}")
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Versions, devices, and which weights are found locally."""
+    from mibench.doctor import diagnose
+
+    data = diagnose()
+    if as_json:
+        emit(True, data)
+        return
+    out = Console()
+    for section, items in data.items():
+        out.print(f"[bold]{section}[/bold]")
+        for key, value in items.items():
+            out.print(f"  {key:40s} {value}")
+
+
+@app.command()
+def demo(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Where the demo run goes.")] = Path("runs/demo"),
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole pipeline on tiny presets: synthetic music, every generator, judge, metrics, report."""
+    from mibench.demo import run_demo
+
+    summary = run_demo(run_dir, console=err)
+    emit(as_json, summary)
+
+
+@bench_app.command("generate")
+def bench_generate(
+    model: Annotated[str, typer.Option("--model")] = "musicinfuser",
+    preset: PresetOpt = "tiny",
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs; the median is reported.")] = 3,
+    frames: Annotated[int | None, typer.Option("--frames", min=1)] = None,
+    weights: Annotated[Path | None, typer.Option("--weights")] = None,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Seconds per denoising step and peak memory of a generator."""
+    from mibench.benchmarks import bench_generator
+
+    _check_preset(preset)
+    _print_bench(bench_generator(model, preset, repeats=repeats, frames=frames, weights=weights, device=device),
+                 as_json)
+
+
+@bench_app.command("judge")
+def bench_judge(
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Official-layout checkpoint.")] = None,
+    siglip: Annotated[Path | None, typer.Option("--siglip", help="SigLIP folder (default: from config).")] = None,
+    video: Annotated[Path | None, typer.Option("--video", help="An mp4 with audio (default: synthetic).")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 8,
+    repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Seconds per scored video: naive per-question path vs cached path, same weights."""
+    from mibench.benchmarks import bench_judge as run
+
+    _print_bench(run(checkpoint=checkpoint, siglip=siglip, video=video, max_new_tokens=max_new_tokens,
+                     repeats=repeats), as_json)
+
+
+@bench_app.command("metrics")
+def bench_metrics(
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of the synthetic test video.")] = 10.0,
+    repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Seconds of computation per minute of 480x848 video."""
+    from mibench.benchmarks import bench_metrics as run
+
+    _print_bench(run(seconds=seconds, repeats=repeats), as_json)
+
+
+def _print_bench(result: dict, as_json: bool) -> None:
+    if as_json:
+        emit(True, result)
+        return
+    out = Console()
+    for key, value in result.items():
+        if not isinstance(value, (dict, list)):
+            out.print(f"  {key:36s} {value}")
+
+
+def _existing_store(folder: Path):
+    from mibench.store import STORE_NAME, Store
+
+    if not (folder / STORE_NAME).is_file():
+        raise ConfigError(f"no mibench run in {folder}", "run `mibench generate` first or pass --run/--run-dir")
+    return Store.open(folder)
+
+
+def main() -> None:
+    try:
+        app()
+    except MibenchError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc.line()}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; finished work is kept in the run's store")
+        sys.exit(130)

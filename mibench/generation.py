@@ -1,0 +1,72 @@
+"""The generate stage: run a generator over jobs and record each video in the run's store.
+
+Videos go to `<run>/videos/<model>/<job_id>.mp4` with a `<job_id>.json` sidecar (the job, the
+generator's settings and metadata). A job whose video is recorded as done and still on disk is
+skipped, so re-running resumes; a failed job is recorded with its error and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mibench.bench.jobs import Job
+from mibench.errors import MibenchError
+from mibench.generators.base import Generator
+from mibench.store import Store
+
+
+@dataclass
+class StageSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"done": self.done, "skipped": self.skipped,
+                "failed": [{"job_id": j, "error": e} for j, e in self.failed]}
+
+
+def video_path(run_dir: Path, job: Job) -> Path:
+    return Path(run_dir) / "videos" / job.model / f"{job.job_id}.mp4"
+
+
+def write_sidecar(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[Job], *,
+                  advance: Callable[[], None] = lambda: None,
+                  log: Callable[[str], None] = lambda _: None) -> StageSummary:
+    store.add_jobs(jobs)
+    done = {v["job_id"]: v["path"] for v in store.videos(generator.name)}
+    summary = StageSummary()
+    for job in jobs:
+        if job.job_id in done and Path(done[job.job_id]).is_file():
+            summary.skipped += 1
+            advance()
+            continue
+        out = video_path(run_dir, job)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        try:
+            info = generator.generate(job, out)
+        except MibenchError as exc:
+            store.record_video(job.job_id, None, status="failed", error=exc.line())
+            summary.failed.append((job.job_id, exc.line()))
+            log(f"[red]failed[/red] {job.job_id}: {exc.line()}")
+            advance()
+            continue
+        seconds = time.perf_counter() - start
+        info = {**info, "preset": generator.preset, "settings": generator.settings}
+        write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds, **info})
+        store.record_video(job.job_id, out, seconds=seconds, info=info)
+        summary.done += 1
+        advance()
+    return summary

@@ -1,0 +1,1 @@
+"""Video generators, registered by name through the model cards in `baselines/` (see mibench.cards)."""

@@ -1,0 +1,187 @@
+"""Video: probe a file, read exact frames (decord), write H.264 + AAC mp4s atomically (PyAV).
+
+- `probe` reads the container header with PyAV; `duration` is `num_frames / fps` (constant frame rate).
+- `read_frames` decodes with `decord.VideoReader(path, ctx=cpu(0), num_threads=1)`, the reader the
+  VideoLLaMA 2 judge uses, and returns RGB uint8 (N, H, W, 3) for exactly the requested indices.
+- `write_mp4` encodes libx264 (yuv420p, CRF `crf`, 4 fixed encoder threads so the bytes do not depend
+  on the machine) with optional mono AAC audio (128 kb/s) trimmed or zero-padded to exactly the video's
+  duration. yuv420p needs even sizes: frames with an odd height or width are padded by repeating
+  their last row/column, so the file is at most one pixel taller/wider than the frames.
+  The AAC track starts with the encoder's 1024-sample priming, marked in the mp4 edit list so decoders
+  (PyAV, ffmpeg) drop it; decoded audio is aligned with the video and may run up to one AAC frame
+  (1024 samples) past the video's end.
+- Audio of video files is read with `mibench.media.audio.load_audio`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import decord
+import numpy as np
+
+from mibench.errors import MediaError
+from mibench.media.audio import atomic_output, existing_file
+
+AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+_ENCODER_THREADS = 4
+_AUDIO_BIT_RATE = 128_000
+_FIX_CORRUPT = "re-encode or replace the file (e.g. `ffmpeg -i in -c:v libx264 -c:a aac out.mp4`)"
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe` reads from a video file's header."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    duration: float
+    has_audio: bool
+    audio_sample_rate: int | None
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Frame count, rate, size, duration and audio presence of a video file (PyAV)."""
+    path = existing_file(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path} has no video track", "pass a video file")
+            video = container.streams.video[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            rate = video.average_rate or video.guessed_rate
+            num_frames = video.frames or sum(1 for packet in container.demux(video) if packet.size)
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path} cannot be decoded: {exc.strerror}", _FIX_CORRUPT) from exc
+    if not rate:
+        raise MediaError(f"{path} has no known frame rate", _FIX_CORRUPT)
+    fps = float(rate)
+    return VideoInfo(
+        num_frames=num_frames,
+        fps=fps,
+        width=video.width,
+        height=video.height,
+        duration=num_frames / fps,
+        has_audio=audio is not None,
+        audio_sample_rate=audio.sample_rate if audio is not None else None,
+    )
+
+
+def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
+    """RGB uint8 frames (N, H, W, 3) at exactly `indices` (all frames when None), decoded by decord.
+
+    MediaError (naming the file) when the file is missing or undecodable, or an index is outside
+    `0 .. num_frames - 1` (negative indices are not wrapped).
+    """
+    path = existing_file(path)
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    except (RuntimeError, decord.DECORDError) as exc:
+        raise MediaError(f"{path} cannot be decoded as video", _FIX_CORRUPT) from exc
+    total = len(reader)
+    wanted = list(range(total)) if indices is None else [int(i) for i in indices]
+    bad = [i for i in wanted if not 0 <= i < total]
+    if bad:
+        raise MediaError(
+            f"{path}: frame index {bad[0]} is out of range (the video has {total} frames)",
+            f"request indices in 0..{total - 1}",
+        )
+    if not wanted:
+        height, width = reader[0].shape[:2]
+        return np.zeros((0, height, width, 3), np.uint8)
+    return reader.get_batch(wanted).asnumpy()
+
+
+def _even_frames(frames: np.ndarray) -> np.ndarray:
+    """Pad an odd height/width by repeating the last row/column (yuv420p needs even sizes)."""
+    _, height, width, _ = frames.shape
+    pad = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
+    return np.pad(frames, pad, mode="edge") if height % 2 or width % 2 else frames
+
+
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ValueError(f"frames must be uint8 (T>0, H, W, 3), got {frames.dtype} {frames.shape}")
+    return frames
+
+
+def _fit_audio(audio: np.ndarray, audio_sr: int, num_frames: int, rate: Fraction) -> np.ndarray:
+    """Mono float32 audio trimmed or zero-padded to exactly the video's duration."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be mono 1-D, got shape {audio.shape}")
+    if audio_sr not in AAC_SAMPLE_RATES:
+        raise ValueError(f"AAC cannot store {audio_sr} Hz; resample to one of {AAC_SAMPLE_RATES}")
+    n = round(Fraction(num_frames) * audio_sr / rate)
+    out = np.zeros(n, np.float32)
+    out[: min(n, audio.size)] = audio[:n]
+    return out
+
+
+def _video_stream(container: av.container.OutputContainer, frames: np.ndarray, rate: Fraction, crf: int):
+    stream = container.add_stream("libx264", rate=rate)
+    stream.height, stream.width = frames.shape[1:3]
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"crf": str(crf)}
+    stream.codec_context.thread_count = _ENCODER_THREADS
+    return stream
+
+
+def _audio_stream(container: av.container.OutputContainer, sr: int):
+    stream = container.add_stream("aac", rate=sr)
+    stream.layout = "mono"
+    stream.bit_rate = _AUDIO_BIT_RATE
+    return stream
+
+
+def _mux_video(container: av.container.OutputContainer, stream, frames: np.ndarray, rate: Fraction):
+    for i, array in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+        frame.pts, frame.time_base = i, 1 / rate
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def _mux_audio(container: av.container.OutputContainer, stream, wave: np.ndarray, sr: int):
+    frame = av.AudioFrame.from_ndarray(wave[None], format="flt", layout="mono")
+    frame.sample_rate, frame.pts = sr, 0  # pts 0 makes the encoder mark its priming in the edit list
+    container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def write_mp4(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    *,
+    audio: np.ndarray | None = None,
+    audio_sr: int | None = None,
+    crf: int = 18,
+) -> Path:
+    """Write RGB uint8 frames (T, H, W, 3) as H.264 mp4, with optional mono AAC audio; atomic.
+
+    `fps` is stored as the nearest fraction with denominator <= 1001 (so 29.97... -> 30000/1001).
+    The audio (float32 in [-1, 1] at `audio_sr`) is cut or zero-padded to `T / fps` seconds. Odd frame
+    sizes are padded by one edge pixel (see the module docstring). Returns `Path(path)`.
+    """
+    frames = _even_frames(_check_frames(frames))
+    if fps <= 0 or not 0 <= crf <= 51:
+        raise ValueError(f"need fps > 0 and 0 <= crf <= 51, got fps={fps}, crf={crf}")
+    if (audio is None) != (audio_sr is None):
+        raise ValueError("pass audio and audio_sr together")
+    rate = Fraction(fps).limit_denominator(1001)
+    wave = None if audio is None else _fit_audio(audio, audio_sr, len(frames), rate)
+    with atomic_output(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
+        video = _video_stream(container, frames, rate, crf)
+        sound = None if wave is None else _audio_stream(container, audio_sr)
+        _mux_video(container, video, frames, rate)
+        if sound is not None:
+            _mux_audio(container, sound, wave, audio_sr)
+    return Path(path)
