@@ -201,10 +201,10 @@ def report(
     as_json: JsonOpt = False,
 ) -> None:
     """Render the run's leaderboard: report/index.html, leaderboard.csv and leaderboard.json."""
-    from mibench.report.render import markdown_table, render_report
-
     folder = run_dir_of(run, run_dir)
     _existing_store(folder).close()
+    from mibench.report.render import markdown_table, render_report
+
     if fmt == "md":
         sys.stdout.write(markdown_table(folder) + "\n")
         return

@@ -8,7 +8,6 @@ skipped, so re-running resumes; a failed job is recorded with its error and the 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from mibench.bench.jobs import Job
 from mibench.errors import MibenchError
 from mibench.generators.base import Generator
+from mibench.media.audio import atomic_output
 from mibench.store import Store
 
 
@@ -36,9 +36,15 @@ def video_path(run_dir: Path, job: Job) -> Path:
 
 
 def write_sidecar(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+
+
+def remove_stale_temps(out: Path) -> None:
+    """Temp files a killed run left for this job's outputs (see media.audio.atomic_output)."""
+    for name in (out.name, out.with_suffix(".json").name):
+        for stale in out.parent.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[Job], *,
@@ -54,6 +60,7 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
             continue
         out = video_path(run_dir, job)
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out)
         start = time.perf_counter()
         try:
             info = generator.generate(job, out)

@@ -21,3 +21,10 @@ def fixture_set(name: str) -> Path:
     if not (path / "README.md").is_file():
         pytest.fail(f"fixture set {path} is missing (set MIBENCH_FIXTURES_DIR)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """Nothing may reach a model hub during tests."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

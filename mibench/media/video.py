@@ -2,7 +2,8 @@
 
 - `probe` reads the container header with PyAV; `duration` is `num_frames / fps` (constant frame rate).
 - `read_frames` decodes with `decord.VideoReader(path, ctx=cpu(0), num_threads=1)`, the reader the
-  VideoLLaMA 2 judge uses, and returns RGB uint8 (N, H, W, 3) for exactly the requested indices.
+  VideoLLaMA 2 judge uses, and returns RGB uint8 (N, H, W, 3) for exactly the requested indices
+  (PyAV where decord 0.6 fails: a few narrow widths, see `read_frames`).
 - `write_mp4` encodes libx264 (yuv420p, CRF `crf`, 4 fixed encoder threads so the bytes do not depend
   on the machine) with optional mono AAC audio (128 kb/s) trimmed or zero-padded to exactly the video's
   duration. yuv420p needs even sizes: frames with an odd height or width are padded by repeating
@@ -77,7 +78,9 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
     """RGB uint8 frames (N, H, W, 3) at exactly `indices` (all frames when None), decoded by decord.
 
     MediaError (naming the file) when the file is missing or undecodable, or an index is outside
-    `0 .. num_frames - 1` (negative indices are not wrapped).
+    `0 .. num_frames - 1` (negative indices are not wrapped). decord 0.6 mis-sizes the rows of a few
+    narrow widths (<= 16, 24, 48 and 72 px); those videos are decoded with PyAV instead, which gives
+    the same pixels wherever both work.
     """
     path = existing_file(path)
     try:
@@ -95,7 +98,29 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
     if not wanted:
         height, width = reader[0].shape[:2]
         return np.zeros((0, height, width, 3), np.uint8)
-    return reader.get_batch(wanted).asnumpy()
+    try:
+        return reader.get_batch(wanted).asnumpy()
+    except decord.DECORDError:
+        return _read_frames_pyav(path, wanted)
+
+
+def _read_frames_pyav(path: Path, wanted: list[int]) -> np.ndarray:
+    """`read_frames` by decoding with PyAV from the start up to the last wanted index."""
+    needed, last = set(wanted), max(wanted)
+    found: dict[int, np.ndarray] = {}
+    try:
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i in needed:
+                    found[i] = frame.to_ndarray(format="rgb24")
+                if i == last:
+                    break
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path} cannot be decoded: {exc.strerror}", _FIX_CORRUPT) from exc
+    missing = sorted(needed - found.keys())
+    if missing:
+        raise MediaError(f"{path}: frame {missing[0]} cannot be decoded", _FIX_CORRUPT)
+    return np.stack([found[i] for i in wanted])
 
 
 def _even_frames(frames: np.ndarray) -> np.ndarray:

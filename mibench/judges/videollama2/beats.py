@@ -73,18 +73,18 @@ def fold_weight_norm(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return g.float() * (v32 * torch.rsqrt(v32.pow(2).sum(dim=(0, 1), keepdim=True) + 1e-6))
 
 
-def convert_checkpoint(tensors: dict[str, torch.Tensor], cfg: BEATsConfig) -> tuple[dict, list[str]]:
-    """Checkpoint tensors (prefix stripped) -> this module's state dict, plus the keys ignored.
+def convert_checkpoint(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Checkpoint tensors (prefix `model.audio_tower.` stripped) -> this module's state dict.
 
     `encoder.pos_conv.0.weight_g/_v` are folded into `encoder.pos_conv.weight` (never dropped, the
     trap of transformers >= 4.45); the relative bias copies of layers 1.. must equal layer 0's;
     `predictor.*` (the AudioSet head) is unused by the judge.
     """
-    out, ignored = {}, []
+    out = {}
     shared = "encoder.layers.0.self_attn.relative_attention_bias.weight"
     for key, value in tensors.items():
         if key.startswith("predictor."):
-            ignored.append(key)
+            continue
         elif key.startswith("encoder.pos_conv.0."):
             name = key.removeprefix("encoder.pos_conv.0.")
             if name == "bias":
@@ -94,16 +94,14 @@ def convert_checkpoint(tensors: dict[str, torch.Tensor], cfg: BEATsConfig) -> tu
         elif key.endswith("self_attn.relative_attention_bias.weight"):
             if key == shared:
                 out["encoder.relative_attention_bias.weight"] = value
-            elif shared in tensors and torch.equal(value, tensors[shared]):
-                ignored.append(key)
-            else:
+            elif not (shared in tensors and torch.equal(value, tensors[shared])):
                 out[key] = value  # a differing copy: unexpected
         else:
             out[key] = value
     if "encoder.pos_conv.0.weight_g" in tensors and "encoder.pos_conv.0.weight_v" in tensors:
         out["encoder.pos_conv.weight"] = fold_weight_norm(
             tensors["encoder.pos_conv.0.weight_g"], tensors["encoder.pos_conv.0.weight_v"])
-    return out, ignored
+    return out
 
 
 def relative_buckets(length: int, num_buckets: int, max_distance: int) -> torch.Tensor:

@@ -1,0 +1,284 @@
+"""Aggregation of a run's judge answers and objective metrics into leaderboard tables (pandas).
+
+Definitions (the paper's protocol, made explicit):
+- a video's score on a question is the mean over the judge's runs of its parsed scores. An unparseable
+  answer (score NULL) is *missing*: counted in `n_missing`, never averaged in as 0; a video whose every
+  run is missing for a question has no score for it;
+- a model's score on a question is the mean over its videos that have one (`n_videos` of them);
+- a category score (Dance Quality, Video Quality, Prompt Alignment) is the mean of its questions'
+  scores, the "Avg" columns of the paper's Tables 1-3; undefined while one of them has no score;
+- `overall` is the mean of the quality questions (Dance Quality + Video Quality: 8 in the paper's set),
+  as the paper's Table 4 computes it; prompt alignment is reported apart and is not part of it;
+- 95% confidence intervals: percentile bootstrap over videos with `n_boot` resamples drawn by
+  `numpy.random.default_rng(seed)` (same seed, same intervals); each statistic is recomputed on each
+  resample, so category and overall intervals carry the correlation between questions. Fewer than two
+  videos: no interval;
+- paired comparisons, per judge and mode: jobs of two models share `item_id` (same music, prompt, seed,
+  frames); per item the difference of the two videos' scores (for a category or overall, a video's
+  score is the mean of its non-missing member questions), their mean with a bootstrap interval over
+  items, and a Wilcoxon signed-rank test (scipy).
+Everything is separated by judge and mode (`greedy` = the paper's protocol, `expected` = the
+expected-score option). Objective metrics (`store.metrics()`) are aggregated per model the same way;
+a NULL value is undefined and counted in `n_missing`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import wilcoxon
+
+from mibench.bench.prompts import CATEGORIES, Question, load_question_set
+from mibench.errors import ConfigError
+from mibench.store import Store
+
+CATEGORY_KEYS = {"Dance Quality": "dance_quality", "Video Quality": "video_quality",
+                 "Prompt Alignment": "prompt_alignment"}
+QUALITY_CATEGORIES = ("Dance Quality", "Video Quality")
+OVERALL = "overall"
+OVERALL_LABEL = "Overall (mean of the quality metrics)"
+GROUP = ["judge", "mode", "model"]
+SCORE_FIELDS = ["mean", "ci_low", "ci_high", "n_videos", "n_answers", "n_missing"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A leaderboard column: one question, a category average or the overall average."""
+
+    key: str
+    label: str
+    kind: str  # "question", "category" or "overall"
+    category: str | None = None
+    members: tuple[str, ...] = ()
+
+
+@dataclass
+class Aggregate:
+    """All aggregated tables of a run (long form; see `leaderboard` for the wide one)."""
+
+    columns: list[Column]
+    per_video: pd.DataFrame  # judge, mode, model, job_id, item_id, question_id, score, n_answers, n_missing
+    scores: pd.DataFrame  # judge, mode, model, key + SCORE_FIELDS
+    objective: pd.DataFrame  # model, key + SCORE_FIELDS (n_answers = jobs with the metric)
+    comparisons: pd.DataFrame  # judge, mode, model_a, model_b, key, n_pairs, mean_diff, ci_low, ci_high, ...
+    done: dict[str, int]  # model -> number of videos generated (status done)
+    seed: int
+    n_boot: int
+
+    @property
+    def empty(self) -> bool:
+        return self.scores.empty and self.objective.empty
+
+
+# -- bootstrap --------------------------------------------------------------------------------------
+def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) resample counts: row b says how often each of n units is drawn in resample b."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+
+
+def resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Column means (NaN = missing, skipped) of every resample: (n, m) values -> (n_boot, m)."""
+    present = ~np.isnan(values)
+    sums = weights @ np.where(present, values, 0.0)
+    counts = weights @ present
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
+    """The 2.5 and 97.5 percentiles of the defined resampled statistics (NaN, NaN when none)."""
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        return np.nan, np.nan
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(low), float(high)
+
+
+# -- questions and columns --------------------------------------------------------------------------
+def _questions(set_names: list[str]) -> dict[str, Question]:
+    """Question metadata by id from the sets the answers name (the paper's set when one is unknown)."""
+    found: dict[str, Question] = {}
+    for name in [*set_names, "paper"]:
+        try:
+            questions = load_question_set(name).questions
+        except ConfigError:
+            continue
+        for question in questions:
+            found.setdefault(question.id, question)
+    return found
+
+
+def build_columns(question_ids: list[str], questions: dict[str, Question]) -> list[Column]:
+    """Question columns grouped by category (paper order), then category averages, then overall."""
+    known = [q for q in questions.values() if q.id in question_ids]
+    unknown = [qid for qid in question_ids if qid not in questions]
+    columns = [Column(q.id, q.metric, "question", q.category, (q.id,))
+               for category in CATEGORIES for q in known if q.category == category]
+    columns += [Column(qid, qid, "question", None, (qid,)) for qid in unknown]
+    for category in CATEGORIES:
+        members = tuple(c.key for c in columns if c.category == category)
+        if members:
+            columns.append(Column(CATEGORY_KEYS[category], f"{category} (avg)", "category", category, members))
+    quality = tuple(c.key for c in columns if c.kind == "question" and c.category in QUALITY_CATEGORIES)
+    if quality:
+        columns.append(Column(OVERALL, OVERALL_LABEL, "overall", None, quality))
+    return columns
+
+
+# -- loading ----------------------------------------------------------------------------------------
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
+
+
+def per_video_scores(store: Store) -> pd.DataFrame:
+    """One row per (judge, mode, model, video, question): mean over runs, answers and missing answers."""
+    answers = _frame(store.answers(), ["job_id", "judge", "mode", "question_id", "run_index", "score"])
+    answers["score"] = answers["score"].astype(float)
+    jobs = _frame(store.jobs(), ["job_id", "item_id", "model"])
+    merged = answers.merge(jobs, on="job_id")
+    keys = ["judge", "mode", "model", "job_id", "item_id", "question_id"]
+    grouped = merged.groupby(keys, sort=False).agg(
+        score=("score", "mean"), n_answers=("score", "size"), n_scored=("score", "count")).reset_index()
+    grouped["n_missing"] = grouped["n_answers"] - grouped["n_scored"]
+    return grouped.drop(columns="n_scored")
+
+
+def video_values(part: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
+    """Per video (rows, indexed by item_id) the score of every column; categories and overall are
+    the mean of the video's non-missing member questions."""
+    wide = part.pivot(index="item_id", columns="question_id", values="score")
+    wide = wide.reindex(columns=[c.key for c in columns if c.kind == "question"]).astype(float)
+    for column in columns:
+        if column.kind != "question":
+            wide[column.key] = wide[list(column.members)].mean(axis=1, skipna=True)
+    return wide
+
+
+# -- aggregation ------------------------------------------------------------------------------------
+def _group_scores(part: pd.DataFrame, columns: list[Column], n_boot: int, seed: int) -> list[dict]:
+    question_keys = [c.key for c in columns if c.kind == "question"]
+    wide = part.pivot(index="job_id", columns="question_id", values="score").reindex(columns=question_keys)
+    values = wide.to_numpy(dtype=float)
+    counts = part.groupby("question_id")[["n_answers", "n_missing"]].sum().reindex(question_keys, fill_value=0)
+    n_scored = (~np.isnan(values)).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(n_scored > 0, np.nansum(values, axis=0) / np.maximum(n_scored, 1), np.nan)
+    boot = resampled_means(values, bootstrap_weights(len(values), n_boot, seed))
+    index = {key: i for i, key in enumerate(question_keys)}
+    rows = []
+    for column in columns:
+        idx = [index[m] for m in column.members]
+        point = float(np.mean(means[idx]))
+        low, high = percentile_ci(boot[:, idx].mean(axis=1)) if len(values) >= 2 else (np.nan, np.nan)
+        has_any = ~np.isnan(values[:, idx]).all(axis=1)
+        rows.append({"key": column.key, "mean": point, "ci_low": low, "ci_high": high,
+                     "n_videos": int(has_any.sum()),
+                     "n_answers": int(counts.loc[list(column.members), "n_answers"].sum()),
+                     "n_missing": int(counts.loc[list(column.members), "n_missing"].sum())})
+    return rows
+
+
+def _objective(store: Store, n_boot: int, seed: int) -> pd.DataFrame:
+    metrics = _frame(store.metrics(), ["job_id", "name", "value"])
+    metrics["value"] = metrics["value"].astype(float)
+    merged = metrics.merge(_frame(store.jobs(), ["job_id", "model"]), on="job_id")
+    rows = []
+    for (model, name), part in merged.groupby(["model", "name"], sort=True):
+        values = part["value"].to_numpy(dtype=float)
+        defined = values[~np.isnan(values)]
+        boot = resampled_means(values[:, None], bootstrap_weights(len(values), n_boot, seed))[:, 0]
+        low, high = percentile_ci(boot) if defined.size >= 2 else (np.nan, np.nan)
+        rows.append({"model": model, "key": name, "mean": float(defined.mean()) if defined.size else np.nan,
+                     "ci_low": low, "ci_high": high, "n_videos": int(defined.size),
+                     "n_answers": len(values), "n_missing": int(len(values) - defined.size)})
+    return _frame(rows, ["model", "key", *SCORE_FIELDS])
+
+
+def paired_difference(a: pd.Series, b: pd.Series, n_boot: int, seed: int) -> dict | None:
+    """Mean of a - b over the items both have, its bootstrap CI and a Wilcoxon signed-rank test."""
+    both = pd.concat({"a": a, "b": b}, axis=1).dropna()
+    diffs = (both["a"] - both["b"]).to_numpy(dtype=float)
+    if diffs.size == 0:
+        return None
+    boot = bootstrap_weights(diffs.size, n_boot, seed) @ diffs / diffs.size
+    low, high = percentile_ci(boot) if diffs.size >= 2 else (np.nan, np.nan)
+    if np.any(diffs != 0):
+        test = wilcoxon(diffs)
+        statistic, p_value = float(test.statistic), float(test.pvalue)
+    else:
+        statistic, p_value = 0.0, 1.0
+    return {"n_pairs": int(diffs.size), "mean_diff": float(diffs.mean()), "ci_low": low, "ci_high": high,
+            "wilcoxon_statistic": statistic, "p_value": p_value}
+
+
+def _comparisons(per_video: pd.DataFrame, columns: list[Column], n_boot: int, seed: int) -> pd.DataFrame:
+    rows = []
+    for (judge, mode), part in per_video.groupby(["judge", "mode"], sort=True):
+        tables = {model: video_values(sub, columns) for model, sub in part.groupby("model", sort=True)}
+        for model_a, model_b in itertools.combinations(sorted(tables), 2):
+            for column in columns:
+                result = paired_difference(tables[model_a][column.key], tables[model_b][column.key], n_boot, seed)
+                if result is not None:
+                    rows.append({"judge": judge, "mode": mode, "model_a": model_a, "model_b": model_b,
+                                 "key": column.key, **result})
+    return _frame(rows, ["judge", "mode", "model_a", "model_b", "key", "n_pairs", "mean_diff", "ci_low",
+                         "ci_high", "wilcoxon_statistic", "p_value"])
+
+
+def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000) -> Aggregate:
+    """Aggregate every judge answer and objective metric of a store (see the module docstring)."""
+    per_video = per_video_scores(store)
+    set_names = sorted({a["question_set"] for a in store.answers()})
+    columns = build_columns(list(dict.fromkeys(per_video["question_id"])), _questions(set_names))
+    rows = []
+    for (judge, mode, model), part in per_video.groupby(GROUP, sort=True):
+        for row in _group_scores(part, columns, n_boot, seed):
+            rows.append({"judge": judge, "mode": mode, "model": model, **row})
+    return Aggregate(
+        columns=columns,
+        per_video=per_video,
+        scores=_frame(rows, [*GROUP, "key", *SCORE_FIELDS]),
+        objective=_objective(store, n_boot, seed),
+        comparisons=_comparisons(per_video, columns, n_boot, seed),
+        done={model: len(store.videos(model)) for model in store.models()},
+        seed=seed,
+        n_boot=n_boot,
+    )
+
+
+def leaderboard(agg: Aggregate) -> pd.DataFrame:
+    """The wide table: one row per (judge, mode, model) with the counts of videos (scored, done),
+    answers and missing answers, then per column `<key>`, `<key>_ci_low`, `<key>_ci_high`,
+    `<key>_n_videos`, `<key>_missing`; objective metrics join as further such columns named
+    `objective.<name>` (repeated on each judge/mode row of the model; rows with empty judge and mode
+    when the run has objective metrics but no judge answers)."""
+    base = _spread(agg.scores, GROUP, [c.key for c in agg.columns])
+    counts = agg.per_video.groupby(GROUP).agg(
+        n_videos=("job_id", "nunique"), n_answers=("n_answers", "sum"), n_missing=("n_missing", "sum"))
+    base = counts.reset_index().merge(base, on=GROUP)
+    if base.empty and not agg.objective.empty:
+        base = pd.DataFrame({"judge": "", "mode": "", "model": sorted(set(agg.objective["model"]))})
+    base.insert(3, "n_videos_done", [agg.done.get(m, 0) for m in base["model"]])
+    objective = agg.objective.assign(key="objective." + agg.objective["key"])
+    if not objective.empty:
+        spread = _spread(objective, ["model"], list(dict.fromkeys(objective["key"])))
+        base = base.merge(spread, on="model", how="left")
+    return base.reset_index(drop=True)
+
+
+_SUFFIXES = {"mean": "", "ci_low": "_ci_low", "ci_high": "_ci_high", "n_videos": "_n_videos",
+             "n_missing": "_missing"}
+
+
+def _spread(long: pd.DataFrame, index: list[str], keys: list[str]) -> pd.DataFrame:
+    """Long scores -> one row per `index`, the columns of each key in `keys` order."""
+    order = [f"{key}{suffix}" for key in keys for suffix in _SUFFIXES.values()]
+    if long.empty:
+        return pd.DataFrame(columns=[*index, *order])
+    wide = long.pivot(index=index, columns="key", values=list(_SUFFIXES))
+    wide.columns = [f"{key}{_SUFFIXES[field]}" for field, key in wide.columns]
+    return wide.reindex(columns=order).reset_index()

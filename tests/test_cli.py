@@ -1,0 +1,159 @@
+"""The command line: user errors are one line with exit code 2, stages resume, own videos register."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mibench.cli import main
+from mibench.media.audio import write_wav
+from mibench.media.synth import drum_track
+from mibench.media.video import write_mp4
+from mibench.store import Store
+
+
+def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["mibench", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0), out, err
+
+
+@pytest.fixture
+def music_dir(tmp_path) -> Path:
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for bpm in (90, 120):
+        write_wav(folder / f"synth-{bpm}bpm.wav", drum_track(bpm, 4.0, sr=16000, seed=bpm), 16000)
+    return folder
+
+
+def assert_one_line_error(code: int, err: str, needle: str) -> None:
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:") and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["generate", "--model", "nope", "--music", "."], "unknown generator 'nope'"),
+        (["generate", "--model", "synthetic-onbeat", "--preset", "tiny"], "no music given"),
+        (["generate", "--model", "synthetic-onbeat", "--preset", "huge", "--music", "."], "unknown preset 'huge'"),
+        (["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--aist-music", "/nonexistent"],
+         "aistdancedb"),
+        (["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--music", ".", "--suite", "x"],
+         "unknown suite"),
+        (["generate", "--videos", "."], "--videos needs --name"),
+        (["score", "--run-dir", "/nonexistent/run"], "no mibench run"),
+        (["report", "--run-dir", "/nonexistent/run"], "no mibench run"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_2(args, needle, capsys, monkeypatch, tmp_path, music_dir):
+    monkeypatch.chdir(music_dir)
+    code, _, err = run_cli(args + ["--run-dir", str(tmp_path / "run")] if args[0] == "generate" else args,
+                           capsys, monkeypatch)
+    assert_one_line_error(code, err, needle)
+
+
+def test_generate_then_rerun_skips_finished_jobs(tmp_path, music_dir, capsys, monkeypatch):
+    args = ["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--suite", "aist", "--music",
+            str(music_dir), "--run-dir", str(tmp_path / "run"), "--json"]
+    code, out, _ = run_cli(args, capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["done"] == 2
+    code, out, _ = run_cli(args, capsys, monkeypatch)
+    assert code == 0 and json.loads(out) | {"failed": []} == {"run_dir": str(tmp_path / "run"),
+                                                             "model": "synthetic-onbeat", "done": 0, "skipped": 2,
+                                                             "failed": []}
+    store = Store.open(tmp_path / "run")
+    videos = store.videos()
+    assert len(videos) == 2 and all(Path(v["path"]).is_file() for v in videos)
+    sidecar = json.loads(Path(videos[0]["path"]).with_suffix(".json").read_text())
+    assert sidecar["job"]["job_id"] == videos[0]["job_id"]
+
+
+def test_a_bad_music_file_fails_its_job_and_the_rest_go_on(tmp_path, music_dir, capsys, monkeypatch):
+    (music_dir / "broken.wav").write_bytes(os.urandom(2000))
+    code, out, err = run_cli(["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--suite", "aist",
+                              "--music", str(music_dir), "--run-dir", str(tmp_path / "run"), "--json"],
+                             capsys, monkeypatch)
+    result = json.loads(out)
+    assert code == 2 and result["done"] == 2
+    assert len(result["failed"]) == 1 and "broken.wav" in result["failed"][0]["error"]
+    assert "broken.wav" in err
+
+
+def test_killed_generation_resumes_without_duplicates_or_loss(tmp_path, music_dir):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mibench", "generate", "--model", "synthetic-onbeat", "--preset", "full",
+           "--suite", "prompts", "--limit", "6", "--frames", "90", "--music", str(music_dir), "--run-dir",
+           str(run_dir)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (run_dir / "mibench.sqlite").is_file() and len(Store.open(run_dir).videos()) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = {v["job_id"]: Path(v["path"]).stat().st_mtime_ns for v in Store.open(run_dir).videos()}
+    assert 2 <= len(first) < 6, "the run was not interrupted mid-way"
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = Store.open(run_dir)
+    videos = store.videos()
+    assert len(videos) == 6 and len(store.jobs()) == 6
+    assert len({v["job_id"] for v in videos}) == 6
+    for job_id, mtime in first.items():  # finished videos were kept, not redone
+        assert Path(next(v["path"] for v in videos if v["job_id"] == job_id)).stat().st_mtime_ns == mtime
+    leftovers = [p.name for p in (run_dir / "videos").rglob("*") if p.is_file() and p.suffix not in (".mp4", ".json")]
+    assert leftovers == []
+
+
+def test_bring_your_own_videos(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    frames = np.zeros((20, 32, 32, 3), np.uint8)
+    tone = 0.3 * np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
+    write_mp4(folder / "a.mp4", frames, 10, audio=tone, audio_sr=16000)
+    write_mp4(folder / "b.mp4", frames, 10, audio=tone, audio_sr=16000)
+    write_mp4(folder / "silent.mp4", frames, 10)
+    (folder / "a.txt").write_text("a dancer <b>in</b> a 'quoted' place\n")
+    (folder / "b.json").write_text(json.dumps({"prompt": "from json"}))
+    (folder / "broken.mp4").write_bytes(os.urandom(500))
+    code, out, err = run_cli(["generate", "--videos", str(folder), "--name", "mine", "--run-dir",
+                              str(tmp_path / "run"), "--json"], capsys, monkeypatch)
+    result = json.loads(out)
+    assert code == 0 and result["registered"] == 3
+    assert any("broken.mp4" in w for w in result["warnings"])
+    assert any("silent.mp4" in w and "no audio" in w for w in result["warnings"])
+    store = Store.open(tmp_path / "run")
+    jobs = {j["music_id"]: j for j in store.jobs("mine")}
+    assert jobs["a"]["prompt"] == "a dancer <b>in</b> a 'quoted' place" and jobs["b"]["prompt"] == "from json"
+    assert jobs["silent"]["prompt"] == "" and jobs["a"]["music_path"] == str((folder / "a.mp4").resolve())
+    assert {Path(v["path"]).name for v in store.videos("mine")} == {"a.mp4", "b.mp4", "silent.mp4"}
+
+
+def test_list_and_doctor_json(capsys, monkeypatch):
+    code, out, _ = run_cli(["list", "--json"], capsys, monkeypatch)
+    listing = json.loads(out)
+    assert code == 0
+    assert {"musicinfuser", "mochi", "mmdiffusion", "synthetic-onbeat"} <= set(listing["generators"])
+    assert "videollama2" in listing["judges"] and set(listing["suites"]) == {"paper", "aist", "prompts"}
+    assert {"paper", "aist", "extended"} <= set(listing["prompt_sets"]) and "paper" in listing["question_sets"]
+    code, out, _ = run_cli(["doctor", "--json"], capsys, monkeypatch)
+    report = json.loads(out)
+    assert code == 0 and report["versions"]["torch"].startswith("2.")
+    assert report["weights"]["musicinfuser.adapter"].startswith("missing (get it from susunghong/MusicInfuser")
