@@ -84,7 +84,7 @@ def drum_track(bpm: float, seconds: float, sr: int = 16000, seed: int = 0) -> np
             _add(track, _snare(sr, rng), start, 0.6)
     for t in beat_times(2 * bpm, seconds):
         _add(track, _hihat(sr, rng), round(t * sr), 0.25)
-    peak = np.abs(track).max()
+    peak = np.abs(track).max(initial=0.0)
     return (track * (_PEAK / peak if peak > 0 else 1.0)).astype(np.float32)
 
 
@@ -161,7 +161,7 @@ def _joints(c: float, height: int, width: int) -> list[tuple[np.ndarray, np.ndar
     return [*capsules, (at(head), at(head), 0.065 * s)]
 
 
-def _draw_capsule(canvas: np.ndarray, p: np.ndarray, q: np.ndarray, radius: float, color) -> None:
+def _draw_capsule(canvas: np.ndarray, p: np.ndarray, q: np.ndarray, radius: float, color: tuple[int, int, int]) -> None:
     """Fill the pixels whose centres lie within `radius` of segment pq (a disc when p == q)."""
     height, width = canvas.shape[:2]
     x0, y0 = (max(int(v), 0) for v in np.floor(np.minimum(p, q) - radius))

@@ -24,6 +24,7 @@ from pathlib import Path
 import av
 import decord
 import numpy as np
+from av.container import OutputContainer
 
 from mibench.errors import MediaError
 from mibench.media.audio import atomic_output, existing_file
@@ -150,7 +151,7 @@ def _fit_audio(audio: np.ndarray, audio_sr: int, num_frames: int, rate: Fraction
     return out
 
 
-def _video_stream(container: av.container.OutputContainer, frames: np.ndarray, rate: Fraction, crf: int):
+def _video_stream(container: OutputContainer, frames: np.ndarray, rate: Fraction, crf: int) -> av.VideoStream:
     stream = container.add_stream("libx264", rate=rate)
     stream.height, stream.width = frames.shape[1:3]
     stream.pix_fmt = "yuv420p"
@@ -159,14 +160,14 @@ def _video_stream(container: av.container.OutputContainer, frames: np.ndarray, r
     return stream
 
 
-def _audio_stream(container: av.container.OutputContainer, sr: int):
+def _audio_stream(container: OutputContainer, sr: int) -> av.AudioStream:
     stream = container.add_stream("aac", rate=sr)
     stream.layout = "mono"
     stream.bit_rate = _AUDIO_BIT_RATE
     return stream
 
 
-def _mux_video(container: av.container.OutputContainer, stream, frames: np.ndarray, rate: Fraction):
+def _mux_video(container: OutputContainer, stream: av.VideoStream, frames: np.ndarray, rate: Fraction) -> None:
     for i, array in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(array, format="rgb24")
         frame.pts, frame.time_base = i, 1 / rate
@@ -174,7 +175,7 @@ def _mux_video(container: av.container.OutputContainer, stream, frames: np.ndarr
     container.mux(stream.encode(None))
 
 
-def _mux_audio(container: av.container.OutputContainer, stream, wave: np.ndarray, sr: int):
+def _mux_audio(container: OutputContainer, stream: av.AudioStream, wave: np.ndarray, sr: int) -> None:
     frame = av.AudioFrame.from_ndarray(wave[None], format="flt", layout="mono")
     frame.sample_rate, frame.pts = sr, 0  # pts 0 makes the encoder mark its priming in the edit list
     container.mux(stream.encode(frame))
@@ -201,7 +202,7 @@ def write_mp4(
         raise ValueError(f"need fps > 0 and 0 <= crf <= 51, got fps={fps}, crf={crf}")
     if (audio is None) != (audio_sr is None):
         raise ValueError("pass audio and audio_sr together")
-    rate = Fraction(fps).limit_denominator(1001)
+    rate = Fraction(float(fps)).limit_denominator(1001)
     wave = None if audio is None else _fit_audio(audio, audio_sr, len(frames), rate)
     with atomic_output(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         video = _video_stream(container, frames, rate, crf)

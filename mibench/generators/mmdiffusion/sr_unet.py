@@ -79,9 +79,7 @@ class SuperResUNet(nn.Module):
             return SRResBlock(cin, cout, emb_dim, use_scale_shift_norm=cfg.use_scale_shift_norm, resample=resample)
 
         def attention(ch: int, heads: int) -> AttentionBlock:
-            return AttentionBlock(
-                ch, heads_for(ch, heads, cfg.num_head_channels), GroupNormF32(ch), legacy_order=True
-            )
+            return AttentionBlock(ch, heads_for(ch, heads, cfg.num_head_channels), GroupNormF32(ch), legacy_order=True)
 
         self.time_embed = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         ch = input_ch = int(cfg.channel_mult[0] * base)

@@ -111,9 +111,7 @@ class ResBlock(nn.Module):
             return layers[1:](layers[0](h) * (1 + scale) + shift)
         return layers(h + emb)
 
-    def forward(
-        self, video: torch.Tensor, audio: torch.Tensor, emb: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         video_h = self.video_in_layers(video)
         audio_h = self.audio_in_layers(audio)
         if self.resample is not None:
@@ -163,9 +161,7 @@ class CrossAttentionBlock(nn.Module):
     def max_shift(self) -> int:
         return self.frames - self.window if self.random_shift else 0
 
-    def forward(
-        self, video: torch.Tensor, audio: torch.Tensor, shift: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
         b, f, c, h, w = video.shape
         heads, length, pixels = self.num_heads, audio.shape[-1], h * w
         per_frame = length // f
@@ -232,16 +228,12 @@ class MultimodalUNet(nn.Module):
             window = cfg.cross_attention_windows[cfg.cross_attention_resolutions.index(ds)]
             heads = heads_for(ch, cfg.num_heads, cfg.num_head_channels)
             return [
-                CrossAttentionBlock(
-                    ch, heads, window=window, frames=frames, random_shift=cfg.cross_attention_shift
-                )
+                CrossAttentionBlock(ch, heads, window=window, frames=frames, random_shift=cfg.cross_attention_shift)
             ]
 
         self.time_embed = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         ch = input_ch = int(cfg.channel_mult[0] * cfg.model_channels)
-        self.input_blocks = nn.ModuleList(
-            [nn.ModuleList([InitialBlock(video_channels, cfg.audio_size[0], ch)])]
-        )
+        self.input_blocks = nn.ModuleList([nn.ModuleList([InitialBlock(video_channels, cfg.audio_size[0], ch)])])
         skip_channels, ds, dilation = [ch], 1, 1
         for level, mult in enumerate(cfg.channel_mult):
             for _ in range(cfg.num_res_blocks):

@@ -131,4 +131,4 @@ def answer_distribution(session: KVSession, first_logits: torch.Tensor,
             p *= 1.0 - sum(float(probs[tuple(tokens)][c]) for c in longer)
         mass[name] = p
     total = sum(mass.values())
-    return {k: v / total for k, v in mass.items()}, total
+    return ({k: v / total for k, v in mass.items()} if total > 0 else {}), total

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, Qwen2Config, SiglipVisionConfig
+from transformers import PreTrainedTokenizerBase, Qwen2Config, Qwen2Tokenizer, SiglipVisionConfig
 
 from mibench.errors import WeightsError
 from mibench.judges.videollama2.beats import BEATsConfig, convert_checkpoint
@@ -88,7 +88,7 @@ class TensorFiles:
         if not all(f.is_file() for f in files):
             raise WeightsError(f"no complete {stem}.safetensors in {folder}", "download every shard")
         self.handles = [safe_open(str(f), framework="pt", device="cpu") for f in files]
-        self.where = {key: h for h in self.handles for key in h.keys()}
+        self.where = {key: h for h in self.handles for key in list(h.keys())}
         self.device, self.dtype = device, dtype
 
     def get(self, key: str) -> torch.Tensor:
@@ -162,7 +162,7 @@ def _siglip_state(files: TensorFiles, model: VideoLLaMA2AV) -> tuple[dict, list[
         if parts[1:3] == ["encoder", "layers"] and parts[3].isdigit() and int(parts[3]) >= kept:
             continue
         if key.startswith("vision_model."):
-            state[f"vision.{key}"] = files.get(key)
+            state[f"vision.{key.removeprefix('vision_model.')}"] = files.get(key)
         else:
             unexpected.append(key)
     return state, unexpected
@@ -185,7 +185,7 @@ def load_weights(model: VideoLLaMA2AV, state: dict, unexpected: list[str], sourc
     model.load_state_dict({k: v.to(device, dtype) for k, v in state.items()}, strict=True, assign=True)
     rotary = model.llm.model.rotary_emb
     model.llm.model.rotary_emb = type(rotary)(model.cfg.llm).to(device)
-    embeddings = model.vision.vision_model.embeddings
+    embeddings = model.vision.embeddings
     embeddings.position_ids = torch.arange(embeddings.num_positions, device=device).expand((1, -1))
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     assert not leftover, f"tensors left unloaded: {leftover}"
@@ -206,5 +206,5 @@ def load_judge(checkpoint: str | Path, siglip: str | Path | None, device: str | 
     vision_state, vision_unexpected = _siglip_state(TensorFiles(siglip_dir, device, dtype), model)
     state.update(vision_state)
     load_weights(model, state, unexpected + vision_unexpected, f"{ckpt_dir} + {siglip_dir}", device, dtype)
-    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir)
+    tokenizer = Qwen2Tokenizer.from_pretrained(ckpt_dir)
     return model, tokenizer, settings(cfg, ckpt_dir, siglip_dir)

@@ -109,10 +109,10 @@ def clip_ranges(num_samples: int, jitter_seed: int | None = None) -> list[tuple[
     [k, k + 1) * (D - 2)/8 instead. A track shorter than 2 s gives 8 copies of itself.
     """
     step = Fraction(max(num_samples / SAMPLE_RATE - CLIP_SECONDS, 0)) / CLIPS_PER_VIDEO
-    offsets: list[Fraction] = [Fraction(k) for k in range(CLIPS_PER_VIDEO)]
+    offsets = [Fraction(k) for k in range(CLIPS_PER_VIDEO)]
     if jitter_seed is not None:
         draws = np.random.default_rng(jitter_seed).random(CLIPS_PER_VIDEO)
-        offsets = [k + Fraction(float(u)) for k, u in zip(offsets, draws)]
+        offsets = [k + Fraction(float(u)) for k, u in enumerate(draws)]
     ranges = []
     for offset in offsets:
         start = step * offset
