@@ -71,6 +71,11 @@ def generate(
     frames: Annotated[int | None, typer.Option("--frames", min=1, help="Frames per video.")] = None,
     tempo: Annotated[float, typer.Option("--tempo", min=0.25, max=4.0, help="Music speed, e.g. 0.75 or 1.25.")] = 1.0,
     weights: Annotated[Path | None, typer.Option("--weights", help="Folder with your own weights.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Denoising steps (default: card).")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="Weights: fp32 or bf16 (latents stay fp32).")] = None,
+    offload: Annotated[str | None, typer.Option("--offload", help="CPU offload on GPU: model or sequential.")] = None,
+    vae_tiling: Annotated[bool, typer.Option("--vae-tiling", help="Decode the VAE in tiles (less memory).")] = False,
+    fuse_lora: Annotated[bool, typer.Option("--fuse-lora", help="Merge the LoRA into the weights.")] = False,
     device: DeviceOpt = "cpu",
     limit: LimitOpt = None,
     run: RunOpt = "default",
@@ -105,13 +110,15 @@ def generate(
     from mibench.progress import progress_bar
     from mibench.provenance import session
 
-    generator = build_generator(model, preset, weights=weights, device=device, options={"num_frames": frames})
+    speed = {"steps": steps, "dtype": dtype, "offload": offload, "vae_tiling": vae_tiling or None,
+             "fuse_lora": fuse_lora or None}
+    generator = build_generator(model, preset, weights=weights, device=device, options={"num_frames": frames, **speed})
     tracks = resolve_music(aist_music, music)
     jobs = expand(suite, model, tracks, seeds=[seed + i for i in range(seeds)], num_frames=generator.num_frames,
                   tempo=tempo, limit=limit)
     store = Store.open(folder)
     options = {"model": model, "preset": preset, "suite": suite, "seed": seed, "seeds": seeds, "tempo": tempo,
-               "limit": limit, "weights": weights, "device": device, "num_frames": generator.num_frames}
+               "limit": limit, "weights": weights, "device": device, "num_frames": generator.num_frames, **speed}
     with session(store, "generate", options), progress_bar(err, f"generate {model}", len(jobs)) as bar:
         summary = generate_jobs(folder, store, generator, jobs, advance=bar.advance, log=err.print)
     err.print(f"{model}: {summary.done} generated, {summary.skipped} already done, {len(summary.failed)} failed "

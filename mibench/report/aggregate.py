@@ -134,11 +134,12 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def per_video_scores(store: Store) -> pd.DataFrame:
-    """One row per (judge, mode, model, video, question): mean over runs, answers and missing answers."""
-    answers = _frame(store.answers(), ["job_id", "judge", "mode", "question_id", "run_index", "score"])
+def per_video_scores(answers: list[dict], jobs: list[dict]) -> pd.DataFrame:
+    """One row per (judge, mode, model, video, question): mean over runs, answers and missing answers,
+    from the rows of `store.answers()` and `store.jobs()`."""
+    answers = _frame(answers, ["job_id", "judge", "mode", "question_id", "run_index", "score"])
     answers["score"] = answers["score"].astype(float)
-    jobs = _frame(store.jobs(), ["job_id", "item_id", "model"])
+    jobs = _frame(jobs, ["job_id", "item_id", "model"])
     merged = answers.merge(jobs, on="job_id")
     keys = ["judge", "mode", "model", "job_id", "item_id", "question_id"]
     grouped = merged.groupby(keys, sort=False).agg(
@@ -164,9 +165,7 @@ def _group_scores(part: pd.DataFrame, columns: list[Column], n_boot: int, seed: 
     wide = part.pivot(index="job_id", columns="question_id", values="score").reindex(columns=question_keys)
     values = wide.to_numpy(dtype=float)
     counts = part.groupby("question_id")[["n_answers", "n_missing"]].sum().reindex(question_keys, fill_value=0)
-    n_scored = (~np.isnan(values)).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(n_scored > 0, np.nansum(values, axis=0) / np.maximum(n_scored, 1), np.nan)
+    means = resampled_means(values, np.ones((1, len(values))))[0]  # the sample itself
     boot = resampled_means(values, bootstrap_weights(len(values), n_boot, seed))
     index = {key: i for i, key in enumerate(question_keys)}
     rows = []
@@ -231,8 +230,9 @@ def _comparisons(per_video: pd.DataFrame, columns: list[Column], n_boot: int, se
 
 def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000) -> Aggregate:
     """Aggregate every judge answer and objective metric of a store (see the module docstring)."""
-    per_video = per_video_scores(store)
-    set_names = sorted({a["question_set"] for a in store.answers()})
+    answers = store.answers()
+    per_video = per_video_scores(answers, store.jobs())
+    set_names = sorted({a["question_set"] for a in answers})
     columns = build_columns(list(dict.fromkeys(per_video["question_id"])), _questions(set_names))
     rows = []
     for (judge, mode, model), part in per_video.groupby(GROUP, sort=True):
@@ -261,8 +261,9 @@ def leaderboard(agg: Aggregate) -> pd.DataFrame:
         n_videos=("job_id", "nunique"), n_answers=("n_answers", "sum"), n_missing=("n_missing", "sum"))
     base = counts.reset_index().merge(base, on=GROUP)
     if base.empty and not agg.objective.empty:
-        base = pd.DataFrame({"judge": "", "mode": "", "model": sorted(set(agg.objective["model"]))})
-    base.insert(3, "n_videos_done", [agg.done.get(m, 0) for m in base["model"]])
+        base = pd.DataFrame({"judge": "", "mode": "", "model": sorted(set(agg.objective["model"])),
+                             "n_videos": 0, "n_answers": 0, "n_missing": 0})
+    base.insert(4, "n_videos_done", [agg.done.get(m, 0) for m in base["model"]])
     objective = agg.objective.assign(key="objective." + agg.objective["key"])
     if not objective.empty:
         spread = _spread(objective, ["model"], list(dict.fromkeys(objective["key"])))

@@ -57,8 +57,8 @@ def _svg(width: float, height: float, title: str, body: list[str]) -> Markup:
 
 def category_chart(title: str, models: list[str], groups: list[tuple[str, list[Bar]]]) -> Markup:
     """Vertical grouped bars: one group per category, one bar per model, CI whiskers."""
-    left, top, plot_h, bar_w, gap = 36.0, 34.0, 180.0, 18.0, 28.0
-    group_w = bar_w * max(len(models), 1) + gap
+    left, top, plot_h, bar_w, gap = 36.0, 34.0, 180.0, 22.0, 28.0
+    group_w = max(bar_w * max(len(models), 1) + gap, 7.0 * max((len(g[0]) for g in groups), default=0) + 12)
     width = max(left + group_w * len(groups) + 10, 60 + 7 * sum(len(m) + 4 for m in models))
     body = _legend(models, 16)
 
@@ -70,7 +70,7 @@ def category_chart(title: str, models: list[str], groups: list[tuple[str, list[B
         body.append(f'<line x1="{left}" x2="{width - 5:.1f}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{tick}</text>')
     for g, (label, bars) in enumerate(groups):
-        x0 = left + gap / 2 + g * group_w
+        x0 = left + g * group_w + (group_w - bar_w * len(models)) / 2
         for bar in bars:
             x = x0 + models.index(bar.model) * bar_w
             fill = colour(models.index(bar.model))

@@ -42,14 +42,15 @@ from mibench.store import STORE_NAME, Store
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPORT_DIR = "report"
-MODES = {"greedy": "greedy text answers (the paper's protocol)",
+MODE_LABELS = {"greedy": "greedy text answers (the paper's protocol)",
          "expected": "expected score over 0-10 (mibench option, not the paper's protocol)"}
 DEFINITIONS = {
     "video_score": "per video, the mean over the judge's runs of the parsed scores",
     "model_score": "the mean over the model's videos that have a score",
     "missing": "an unparseable answer is missing: counted, never averaged in as 0",
     "category": "the mean of the category's metric scores (the paper's Avg columns)",
-    OVERALL: "the mean of the 8 quality metrics (Dance Quality + Video Quality), as the paper's Table 4",
+    OVERALL: "the mean of the quality metrics (Dance Quality + Video Quality: 8 in the paper's question set), "
+             "as the paper's Table 4; prompt alignment is not part of it",
     "ci": "95% percentile bootstrap over videos",
     "comparison": "paired over items (same music, prompt, seed): mean difference A - B, bootstrap CI, "
                   "Wilcoxon signed-rank p",
@@ -108,7 +109,7 @@ class Section:
 
     @property
     def protocol(self) -> str:
-        return MODES.get(self.mode, self.mode)
+        return MODE_LABELS.get(self.mode, self.mode)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -161,8 +162,7 @@ def _tables(agg: Aggregate, judge: str, mode: str, reference: dict | None) -> li
             table.reference = _reference_rows(reference["tables"][key], [c.key for c in columns])
             table.reference_caption = reference["tables"][key]["caption"]
         tables.append(table)
-    summary = [c for c in agg.columns if c.kind in ("overall", "category")]
-    summary = summary[-1:] + summary[:-1] if summary and summary[-1].key == OVERALL else summary
+    summary = sorted((c for c in agg.columns if c.kind != "question"), key=lambda c: c.kind != "overall")
     others = [c for c in agg.columns if c.kind == "question" and c.category is None]
     if summary or others:
         rows = [row(m, summary + others, int(n_missing[m])) for m in by_model]
@@ -178,8 +178,9 @@ def _charts(agg: Aggregate, judge: str, mode: str) -> list[Markup]:
     indexed = scores.set_index(["key", "model"])
 
     def groups(columns: list[Column]) -> list[tuple[str, list[Bar]]]:
-        return [(c.label, [Bar(m, *indexed.loc[(c.key, m), ["mean", "ci_low", "ci_high"]].astype(float))
-                           for m in models]) for c in columns]
+        return [((c.category or "Overall") if c.kind != "question" else c.label,
+                 [Bar(m, *indexed.loc[(c.key, m), ["mean", "ci_low", "ci_high"]].astype(float)) for m in models])
+                for c in columns]
 
     averages = [c for c in agg.columns if c.kind != "question"]
     questions = [c for c in agg.columns if c.kind == "question"]
@@ -199,9 +200,11 @@ def _comparisons(agg: Aggregate, judge: str, mode: str) -> list[dict]:
 
 
 def _sections(agg: Aggregate, reference: dict | None) -> list[Section]:
-    pairs = agg.scores[["judge", "mode"]].drop_duplicates().sort_values(["judge", "mode"])
+    """One section per judge and mode; the paper's protocol (greedy) first."""
+    pairs = sorted(set(agg.scores[["judge", "mode"]].itertuples(index=False, name=None)),
+                   key=lambda p: (p[0], p[1] != "greedy", p[1]))
     return [Section(judge, mode, _tables(agg, judge, mode, reference), _charts(agg, judge, mode),
-                    _comparisons(agg, judge, mode)) for judge, mode in pairs.itertuples(index=False)]
+                    _comparisons(agg, judge, mode)) for judge, mode in pairs]
 
 
 def _objective(agg: Aggregate) -> Table | None:
@@ -237,7 +240,7 @@ def _judging(answers: list[dict]) -> list[dict]:
             for key, value in json.loads(row["options"] or "{}").items():
                 if key != "jitter_seed":
                     options.setdefault(key, set()).add(json.dumps(value))
-        out.append({"judge": judge, "mode": mode, "protocol": MODES.get(mode, mode),
+        out.append({"judge": judge, "mode": mode, "protocol": MODE_LABELS.get(mode, mode),
                     "question_sets": sorted({r["question_set"] for r in rows}),
                     "runs": len({r["run_index"] for r in rows}), "answers": len(rows),
                     "missing": sum(r["score"] is None for r in rows),
@@ -276,10 +279,11 @@ def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir:
     order = {c.key: i for i, c in enumerate(agg.columns)}
     labels = {c.key: c.label for c in agg.columns}
     videos = {v["job_id"]: v for v in store.videos(model, status=None)}
-    answers: dict[str, list[dict]] = {}
+    answers: dict[str, dict[tuple[str, str], list[dict]]] = {}
     for a in sorted(store.answers(), key=lambda a: (a["judge"], a["mode"], order.get(a["question_id"], 99),
                                                      a["run_index"])):
-        answers.setdefault(a["job_id"], []).append({**a, "label": labels.get(a["question_id"], a["question_id"])})
+        group = answers.setdefault(a["job_id"], {}).setdefault((a["judge"], a["mode"]), [])
+        group.append({**a, "label": labels.get(a["question_id"], a["question_id"])})
     metrics: dict[str, list[dict]] = {}
     for m in store.metrics():
         metrics.setdefault(m["job_id"], []).append(m)
@@ -288,8 +292,10 @@ def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir:
         video = videos.get(job["job_id"], {})
         src, exists = video_src(video.get("path"), run_dir, report_dir)
         info = {k: v for k, v in (video.get("info") or {}).items() if isinstance(v, (int, float, str, bool))}
-        out.append({**job, "status": video.get("status", "not generated"), "error": video.get("error"),
-                    "src": src, "exists": exists, "info": info, "answers": answers.get(job["job_id"], []),
+        out.append({**job, "path": video.get("path"), "status": video.get("status", "not generated"),
+                    "error": video.get("error"),
+                    "src": src, "exists": exists, "info": info, "answers": [{"judge": judge, "mode": mode, "rows": rows}
+                                 for (judge, mode), rows in answers.get(job["job_id"], {}).items()],
                     "metrics": metrics.get(job["job_id"], [])})
     return out
 

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from .diffusion import Schedule
+from .unet import MultimodalUNet
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """(video x_t, audio x_t, model timesteps) -> (video eps, audio eps)."""
 
 METHODS = ("replacement", "gradient")
+_LOSS_SCALE = 2.0**20
 
 
 @dataclass
@@ -90,7 +93,10 @@ def gradient_step(
         video_sample = schedule.step(video, video_eps, i, noise_video, ddim=ddim)
         audio_sample = schedule.step(audio_in, audio_eps_hat, i, noise_audio, ddim=ddim)
         loss = (audio_sample - audio_target).pow(2).flatten(1).mean(dim=1)
-        (grad,) = torch.autograd.grad(loss.mean(), video)
+        # scaled by 2**20 and unscaled - exact in binary floating point - so that float16 convs do not
+        # underflow (the reference applied this scale under fp16 and forgot to unscale it)
+        (grad,) = torch.autograd.grad(loss.mean() * _LOSS_SCALE, video)
+        grad = grad / _LOSS_SCALE
     guided = video_sample.detach()
     if i > 0:
         guided = guided - grad * guidance_scale * float(schedule.sqrt_alphas_cumprod[i])
@@ -107,7 +113,7 @@ def gradient_step(
 
 
 def sample_video(
-    model: torch.nn.Module,
+    model: MultimodalUNet,
     schedule: Schedule,
     audio_cond: torch.Tensor,
     video_shape: tuple[int, ...],
@@ -132,11 +138,7 @@ def sample_video(
     video = randn(video_shape)
     audio_eps = randn(audio_cond.shape)
     for i in reversed(range(schedule.num_steps)):
-        shifts = model.draw_shifts(generator)
-
-        def denoise(v: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return model(v, a, t, shifts=shifts)  # noqa: B023 - called within this iteration only
-
+        denoise = partial(model, shifts=model.draw_shifts(generator))
         noise = {} if ddim or i == 0 else {"noise_video": randn(video.shape), "noise_audio": randn(audio_eps.shape)}
         if method == "gradient":
             result = gradient_step(

@@ -4,7 +4,9 @@ A checkpoint is a flat {name: tensor} state dict in the official key layout. `.s
 read with safetensors; anything else with `torch.load(weights_only=True)` (tensors may be views into
 shared storages, as the reference trainer's fp16 master-param checkpoints are). Every checkpoint tensor
 must be consumed and every parameter filled with a tensor of its shape, else `WeightsError` names the
-missing, unexpected and mis-shaped keys. Values are cast to the model's dtype.
+missing, unexpected and mis-shaped keys. Values are cast to the parameters' dtype (float32); a lower
+`dtype` then applies to the convolutions only, like the reference's `convert_to_fp16` (norms, linear
+layers and the timestep embedding stay float32).
 """
 
 from __future__ import annotations
@@ -72,13 +74,21 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source:
             target.copy_(state[name])
 
 
+def cast_convs_(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Cast the conv weights of `model` to `dtype` (e.g. torch.float16 on a GPU); everything else stays."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            module.to(dtype)
+    return model
+
+
 def load_mmd(
     path: str | Path, config: MMDConfig, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> MultimodalUNet:
     """The coupled U-Net of `config` with the weights in `path`, in eval mode, without gradients."""
     model = MultimodalUNet(config)
     load_strict(model, read_state_dict(path), source=f"checkpoint {path}")
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return cast_convs_(model.to(device), dtype).eval().requires_grad_(False)
 
 
 def load_sr(
@@ -87,4 +97,4 @@ def load_sr(
     """The upsampler of `config` with the weights in `path`, in eval mode, without gradients."""
     model = SuperResUNet(config)
     load_strict(model, read_state_dict(path), source=f"checkpoint {path}")
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return cast_convs_(model.to(device), dtype).eval().requires_grad_(False)

@@ -90,7 +90,10 @@ class MMDiffusionPipeline:
         sr_config: SRConfig = AISTPP_SR,
         defaults: SamplerDefaults = AISTPP_SAMPLER,
     ) -> MMDiffusionPipeline:
-        """Load `AIST++.pt` (and `AIST++_SR.pt`, if given); .pt or .safetensors, strictly."""
+        """Load `AIST++.pt` (and `AIST++_SR.pt`, if given); .pt or .safetensors, strictly.
+
+        `dtype` (e.g. torch.float16 on a GPU, as the official script) applies to the convolutions only.
+        """
         mmd = load_mmd(base, mmd_config, device=device, dtype=dtype)
         upsampler = load_sr(sr, sr_config, device=device, dtype=dtype) if sr is not None else None
         return cls(mmd, upsampler, defaults=defaults)

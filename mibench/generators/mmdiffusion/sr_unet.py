@@ -116,10 +116,9 @@ class SuperResUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, low_res: torch.Tensor) -> torch.Tensor:
         """Model output (float32) for noisy frames x [N, 3, H, W] given low-resolution frames [N, 3, h, w]."""
-        dtype = self.time_embed[0].weight.dtype
         upsampled = F.interpolate(low_res, x.shape[-2:], mode="bilinear")
-        h = torch.cat([x, upsampled], dim=1).to(dtype)
-        emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(dtype))
+        h = torch.cat([x, upsampled], dim=1).to(self.out[2].weight.dtype)  # the convs' dtype
+        emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels))
 
         def run(block: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
             for layer in block:

@@ -313,8 +313,8 @@ class MultimodalUNet(nn.Module):
             shifts = self.draw_shifts(generator)
         else:
             self._check_shifts(shifts)
-        dtype = self.time_embed[0].weight.dtype
-        emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(dtype))
+        emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels))
+        dtype = self.video_out[2].video_conv.weight.dtype  # the convs' dtype (float16 with cast_convs_)
         video, audio = video.to(dtype), audio.to(dtype)
 
         def run(block: nn.ModuleList, v: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

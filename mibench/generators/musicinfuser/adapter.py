@@ -31,7 +31,8 @@ from .convert import FUSED_QKV, OUT_PROJ
 
 ADAPTER_NAME = "musicinfuser"
 AUDIO_MODULES = ("audio_projection", "audio_cross_attn_blocks")
-LORA_TARGETS = r".*transformer_blocks\.\d+\.attn1\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
+LORA_TARGETS = (r".*transformer_blocks\.\d+\.attn1\."
+                r"(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)")
 _OUT_TARGETS = r"transformer_blocks\.\d+\.attn1\.(to_out\.0|to_add_out)"
 _KWARGS = ("qkv_proj_lora_rank", "qkv_proj_lora_alpha", "qkv_proj_lora_dropout",
            "out_proj_lora_rank", "out_proj_lora_alpha", "out_proj_lora_dropout")
@@ -46,7 +47,7 @@ class LoraSpec:
     @classmethod
     def of(cls, qkv_rank: int, qkv_alpha: float, out_rank: int, out_alpha: float) -> LoraSpec:
         values = (qkv_rank, qkv_alpha, 0.0, out_rank, out_alpha, 0.0)
-        return cls(dict(zip(_KWARGS, values)))
+        return cls(dict(zip(_KWARGS, values, strict=True)))
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], what: str) -> LoraSpec:
@@ -134,7 +135,7 @@ def load_adapter(transformer: MochiTransformer3DModel, tensors: Mapping[str, tor
     with torch.no_grad():
         for genmo, targets in layout.items():
             parts = tensors[f"{genmo}.lora_B"].chunk(len(targets), dim=0)
-            for target, lora_b in zip(targets, parts):
+            for target, lora_b in zip(targets, parts, strict=True):
                 layer = transformer.get_submodule(target)
                 layer.lora_A[ADAPTER_NAME].weight.copy_(tensors[f"{genmo}.lora_A"])
                 layer.lora_B[ADAPTER_NAME].weight.copy_(lora_b)

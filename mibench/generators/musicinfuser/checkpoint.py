@@ -24,7 +24,7 @@ def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], di
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightsError(
             f"{what} {path} is not a readable safetensors file ({err})",

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5EncoderModel
 from mibench.errors import WeightsError
 
 from .checkpoint import check_loading_info
-from .convert import load_genmo_transformer
+from .convert import keep_rope_in_float32, load_genmo_transformer
 
 
 @contextmanager
@@ -27,7 +27,9 @@ def _loading(part: str, source: str) -> Iterator[None]:
     try:
         yield
     except (OSError, ValueError) as err:
-        raise WeightsError(f"cannot load the Mochi {part} from {source} ({err.__class__.__name__}: {err})",
+        reason = " ".join(str(err).split())  # one line; hub errors span several
+        reason = reason if len(reason) <= 160 else reason[:157] + "..."
+        raise WeightsError(f"cannot load the Mochi {part} from {source} ({err.__class__.__name__}: {reason})",
                            "download genmo/mochi-1-preview (diffusers format) or pass a weights folder") from err
 
 
@@ -47,7 +49,7 @@ def load_transformer(root: Path | None, base: str, dtype: torch.dtype) -> MochiT
         model, info = MochiTransformer3DModel.from_pretrained(
             source, subfolder=subfolder, torch_dtype=dtype, output_loading_info=True)
     check_loading_info(info, f"Mochi transformer {source}")
-    model.pos_frequencies.data = model.pos_frequencies.data.float()
+    keep_rope_in_float32(model)
     return model.eval()
 
 

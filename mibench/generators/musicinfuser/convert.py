@@ -76,7 +76,8 @@ def _convert_key(key: str, tensor: torch.Tensor, last_block: int) -> dict[str, t
     index, module, param = int(match[1]), match[2], match[3]
     prefix = f"transformer_blocks.{index}."
     if module in FUSED_QKV:
-        return {f"{prefix}{name}.{param}": part for name, part in zip(FUSED_QKV[module], tensor.chunk(3, 0))}
+        parts = zip(FUSED_QKV[module], tensor.chunk(3, dim=0), strict=True)
+        return {f"{prefix}{name}.{param}": part for name, part in parts}
     if module == "mod_y":
         name = "norm1_context.linear_1" if index == last_block else "norm1_context.linear"
         return {f"{prefix}{name}.{param}": tensor}
@@ -129,6 +130,13 @@ def genmo_config(state_dict: Mapping[str, torch.Tensor]) -> dict:
     }
 
 
+def keep_rope_in_float32(model: MochiTransformer3DModel) -> None:
+    """Hold `pos_frequencies` in float32 whatever the weight dtype, as genmo does (bf16 would shift RoPE
+    angles by up to ~0.4 rad at Mochi's positions); `model.dtype` then still reports the weight dtype."""
+    model.pos_frequencies.data = model.pos_frequencies.data.float()
+    model._keep_in_fp32_modules = ["pos_frequencies"]
+
+
 def load_genmo_transformer(path: Path, *, dtype: torch.dtype = torch.float32,
                            config: Mapping | None = None) -> MochiTransformer3DModel:
     """A `MochiTransformer3DModel` holding a genmo `dit.safetensors`, loaded strictly.
@@ -143,6 +151,6 @@ def load_genmo_transformer(path: Path, *, dtype: torch.dtype = torch.float32,
         model = MochiTransformer3DModel(**config)
     check_tensors({k: tuple(v.shape) for k, v in model.state_dict().items()}, converted,
                   f"genmo DiT checkpoint {path}")
-    converted = {k: v.to(torch.float32 if k == "pos_frequencies" else dtype) for k, v in converted.items()}
-    model.load_state_dict(converted, strict=True, assign=True)
+    model.load_state_dict({k: v.to(dtype) for k, v in converted.items()}, strict=True, assign=True)
+    keep_rope_in_float32(model)
     return model.eval()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,8 +54,11 @@ def initial_noise(seed: int, shape: Sequence[int]) -> torch.Tensor:
     return torch.randn(tuple(shape), generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
 
 
-def dit_to_vae_latents(latents: torch.Tensor, vae_config) -> torch.Tensor:
-    """Undo the DiT's per-channel normalisation: `latents * std / scaling_factor + mean` (VAE config)."""
+def dit_to_vae_latents(latents: torch.Tensor, vae_config: Any) -> torch.Tensor:
+    """Undo the DiT's per-channel normalisation: `latents * std / scaling_factor + mean`.
+
+    `vae_config` is an `AutoencoderKLMochi` config (anything with `latents_mean`, `latents_std`,
+    `scaling_factor`)."""
     view = (1, -1) + (1,) * (latents.ndim - 2)
     mean = torch.tensor(vae_config.latents_mean, dtype=latents.dtype, device=latents.device).view(view)
     std = torch.tensor(vae_config.latents_std, dtype=latents.dtype, device=latents.device).view(view)
@@ -65,7 +69,8 @@ def dit_to_vae_latents(latents: torch.Tensor, vae_config) -> torch.Tensor:
 def denoise(transformer: MochiTransformer3DModel, scheduler: FlowMatchEulerDiscreteScheduler,
             noise: torch.Tensor, cond: TextCondition, uncond: TextCondition, *, steps: int = 64,
             guidance_scale: float = 6.0, audio_feat: torch.Tensor | None = None, batch_cfg: bool = False,
-            callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+            threshold_noise: float = THRESHOLD_NOISE, callback: Callable[[int, int], None] | None = None,
+            ) -> torch.Tensor:
     """The guided Euler loop from `noise` to the final DiT-space latents (float32).
 
     `audio_feat` (music features, for a transformer with ZICA) goes to both CFG branches. `batch_cfg`
@@ -73,7 +78,7 @@ def denoise(transformer: MochiTransformer3DModel, scheduler: FlowMatchEulerDiscr
     default runs them one after the other, as the official inference. `callback(step, steps)` runs
     after every step.
     """
-    sigmas = np.array(linear_quadratic_schedule(steps, THRESHOLD_NOISE))
+    sigmas = np.array(linear_quadratic_schedule(steps, threshold_noise))
     scheduler.set_timesteps(sigmas=sigmas, device=noise.device)
     scheduler.set_begin_index(0)
     attention_kwargs = None if audio_feat is None else {AUDIO_FEAT_KEY: audio_feat}
