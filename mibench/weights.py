@@ -17,9 +17,11 @@ def _is_local(source: str) -> bool:
     return source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
 
 
-def resolve(source: str, files: list[str] | None = None, *, what: str) -> Path:
+def resolve(source: str | Path, files: list[str] | None = None, *, what: str,
+            patterns: list[str] | None = None) -> Path:
     """The local path of `source` with `files` (relative paths) present; downloads what is missing
-    unless offline."""
+    unless offline. `patterns` restricts a hub download to matching files (default: `files`)."""
+    source = str(source)
     files = files or []
     if _is_local(source):
         path = Path(source).expanduser()
@@ -32,7 +34,7 @@ def resolve(source: str, files: list[str] | None = None, *, what: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    patterns = files or None
+    patterns = patterns or files or None
     try:
         return Path(snapshot_download(source, allow_patterns=patterns, local_files_only=True))
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):

@@ -136,8 +136,8 @@ class MMDiffusionPipeline:
         if seed < 0:
             raise ConfigError(f"seed must be >= 0, got {seed}")
         if super_resolve:
-            self._require_sr()
-        spacing = spacing_for(steps or self.defaults.steps, ddim=use_ddim)
+            self.require_upsampler()
+        spacing = spacing_for(self.defaults.steps if steps is None else steps, ddim=use_ddim)
         schedule = Schedule(spacing)
         sr_schedule = Schedule(f"ddim{self.defaults.sr_steps}") if super_resolve else None
         scale = None
@@ -186,8 +186,11 @@ class MMDiffusionPipeline:
         *,
         on_step: Callable[[], None] | None = None,
     ) -> torch.Tensor:
-        """Frames [F, 3, h, w] in [-1, 1] -> [F, 3, H, W] by DDIM (eta 0) from one noise shared by all frames."""
-        sr = self._require_sr()
+        """Frames [F, 3, h, w] -> [F, 3, H, W] by DDIM (eta 0) from one noise shared by all frames.
+
+        The official script feeds the base sampler's final state as is (not clipped to [-1, 1]).
+        """
+        sr = self.require_upsampler()
         size = sr.config.large_size
         x = torch.randn((1, 3, size, size), generator=generator).to(self.device).repeat(len(video), 1, 1, 1)
         with torch.no_grad():
@@ -198,7 +201,8 @@ class MMDiffusionPipeline:
                     on_step()
         return x
 
-    def _require_sr(self) -> SuperResUNet:
+    def require_upsampler(self) -> SuperResUNet:
+        """The upsampler; ConfigError when the pipeline was built without one."""
         if self.sr is None:
             raise ConfigError(
                 "super-resolution needs the upsampler weights", "load AIST++_SR.pt or use super_resolve=False"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -47,11 +48,8 @@ def time_denoise_step(
 
     cfg, schedule = model.config, Schedule()
     video, cond, eps = randn(1, *cfg.video_size), randn(1, *cfg.audio_size).clamp(-1, 1), randn(1, *cfg.audio_size)
-    shifts = model.draw_shifts(generator)
+    denoise = partial(model, shifts=model.draw_shifts(generator))
     noise = {} if use_ddim else {"noise_video": randn(*video.shape), "noise_audio": randn(*eps.shape)}
-
-    def denoise(v: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return model(v, a, t, shifts=shifts)
 
     def step() -> object:
         i = schedule.num_steps - 1
@@ -66,9 +64,7 @@ def time_denoise_step(
 
 def time_upsample_step(pipe: MMDiffusionPipeline, *, repeats: int = 3) -> dict[str, Any]:
     """Seconds for one DDIM step of the upsampler over the frames of one window."""
-    if pipe.sr is None:
-        raise ValueError("the pipeline has no upsampler")
-    sr, device, frames = pipe.sr, pipe.device, pipe.frames_per_clip
+    sr, device, frames = pipe.require_upsampler(), pipe.device, pipe.frames_per_clip
     generator = torch.Generator().manual_seed(0)
     size, small = sr.config.large_size, pipe.mmd.config.video_size[-1]
     x = torch.randn((frames, 3, size, size), generator=generator).to(device)

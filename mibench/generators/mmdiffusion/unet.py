@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mibench.errors import ConfigError
+
 from .blocks import (
     AttentionBlock,
     AudioConv,
@@ -269,6 +271,13 @@ class MultimodalUNet(nn.Module):
         self.video_out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), VideoConv(input_ch, video_channels, 3, "3d"))
         self.audio_out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), AudioConv(input_ch, cfg.audio_size[0], 3))
 
+        widths = {m.GroupNorm.num_channels for m in self.modules() if isinstance(m, GroupNorm32)}
+        if frames in widths:
+            raise ConfigError(
+                f"{frames} frames equal a channel width: the reference then skips the frames-first permute of "
+                "its video GroupNorm (a bug this port does not reproduce)",
+                "use a frame count that is not a multiple of 32",
+            )
         self.cross_blocks: list[CrossAttentionBlock] = []
         for name, module in self.named_modules():
             if isinstance(module, CrossAttentionBlock):

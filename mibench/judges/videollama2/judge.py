@@ -58,6 +58,17 @@ class MediaInputs:
     fbank: torch.Tensor | None = None  # [1, 2998, 128] bfloat16
 
 
+@dataclass
+class Prefill:
+    """A prompt run through the LLM: its session, the next-token logits, the prompt length (the
+    placeholder counted once) and, for the shared prefix session, the length to crop back to."""
+
+    session: KVSession
+    logits: torch.Tensor
+    prompt_len: int
+    restore: int | None = None
+
+
 @dataclass(eq=False)
 class EncodedVideo:
     """The multimodal tokens of one video (video first, then audio) and how they were sampled.
@@ -131,38 +142,43 @@ class VideoLLaMA2Judge:
         """Answer each question; `mode="expected"` adds the score distribution over 0..10."""
         if mode not in MODES:
             raise ConfigError(f"unknown judge mode {mode!r}", f"use one of {', '.join(MODES)}")
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         answers = []
         for question in questions:
-            before, after = prompt_chunks(self.tokenizer, question)
-            if cached:
-                session = self._prefix(encoded, before)
-                start = session.length
-                first = session.feed(self.model.embed(after).unsqueeze(0))
-            else:
-                session = KVSession(self.model)
-                first = session.feed(self.model.splice(before, encoded.tokens, after))
-            answers.append(self._answer(session, first, len(before) + 1 + len(after), mode, max_new_tokens))
-            if cached:
-                session.crop(start)
+            prefill = self.prefill(encoded, question, cached=cached)
+            try:
+                answers.append(self._answer(prefill, mode, max_new_tokens))
+            finally:
+                if prefill.restore is not None:
+                    prefill.session.crop(prefill.restore)
         return answers
 
-    def _prefix(self, encoded: EncodedVideo, before: list[int]) -> KVSession:
-        """The session holding the prefilled prefix of `encoded`, built on first use."""
+    def prefill(self, encoded: EncodedVideo, question: str, *, cached: bool = True) -> Prefill:
+        """Run the whole prompt of one question. Cached: reuse (or build) the prefix KV cache kept on
+        `encoded` and run only the question's chunk; naive: one fresh full prefill."""
+        before, after = prompt_chunks(self.tokenizer, question)
+        prompt_len = len(before) + 1 + len(after)
+        if not cached:
+            session = KVSession(self.model)
+            return Prefill(session, session.feed(self.model.splice(before, encoded.tokens, after)), prompt_len)
         if encoded.prefix is None or encoded.prefix_ids != before:
             encoded.prefix = KVSession(self.model)
             encoded.prefix.feed(torch.cat([self.model.embed(before), encoded.tokens]).unsqueeze(0))
             encoded.prefix_ids = before
-        return encoded.prefix
+        restore = len(before) + len(encoded.tokens)
+        encoded.prefix.crop(restore)  # in case an interrupted call left positions behind
+        logits = encoded.prefix.feed(self.model.embed(after).unsqueeze(0))
+        return Prefill(encoded.prefix, logits, prompt_len, restore)
 
-    def _answer(self, session: KVSession, first: torch.Tensor, prompt_len: int, mode: str,
-                max_new_tokens: int) -> Answer:
+    def _answer(self, prefill: Prefill, mode: str, max_new_tokens: int) -> Answer:
         answer = Answer(text="", token_ids=[])
         if mode == "expected":
-            distribution, mass = answer_distribution(session, first, self.answers)
+            distribution, mass = answer_distribution(prefill.session, prefill.logits, self.answers)
             if mass > 0:
                 answer.distribution, answer.valid_mass = distribution, mass
                 answer.expected_score = sum(int(k) * p for k, p in distribution.items())
-        generation = greedy(session, first, self.rules, prompt_len, max_new_tokens)
+        generation = greedy(prefill.session, prefill.logits, self.rules, prefill.prompt_len, max_new_tokens)
         answer.token_ids = generation.ids
         answer.text = self.rules.decode(generation.ids).strip()
         return answer

@@ -100,9 +100,10 @@ def model_config(cfg: dict, siglip_dir: Path) -> ModelConfig:
     if cfg.get("mm_projector_type") != "stc_connector_v35" or cfg.get("mm_vision_select_feature", "patch") != "patch":
         raise WeightsError(f"unsupported projector {cfg.get('mm_projector_type')!r}",
                            "this port implements VideoLLaMA 2.1-AV (stc_connector_v35)")
+    if cfg.get("rope_scaling"):
+        raise WeightsError("rope_scaling is not supported by this port", "use the official config.json")
     llm = Qwen2Config(**{k: cfg[k] for k in _QWEN2_FIELDS if k in cfg},
                       rope_parameters={"rope_type": "default", "rope_theta": cfg.get("rope_theta", 1e6)})
-    assert llm.rope_parameters["rope_theta"] == cfg.get("rope_theta", 1e6)
     vision = SiglipVisionConfig.from_pretrained(siglip_dir)
     select = cfg.get("mm_vision_select_layer", -2)
     vision.num_hidden_layers = vision.num_hidden_layers + 1 + select if select < 0 else select
@@ -171,10 +172,10 @@ def _siglip_state(files: TensorFiles, model: VideoLLaMA2AV) -> tuple[dict, list[
 def load_weights(model: VideoLLaMA2AV, state: dict, unexpected: list[str], source: str,
                  device: str | torch.device, dtype: torch.dtype) -> None:
     """Assign `state` to the (meta) model strictly, then rebuild the non-persistent buffers."""
-    expected = set(model.state_dict())
-    missing = sorted(expected - set(state))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(state))
     unexpected = sorted(unexpected + [k for k in state if k not in expected])
-    shapes = [k for k in expected & set(state) if tuple(state[k].shape) != tuple(model.state_dict()[k].shape)]
+    shapes = [k for k, v in state.items() if k in expected and tuple(v.shape) != expected[k]]
     if missing or unexpected or shapes:
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")

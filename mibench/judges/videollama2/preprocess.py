@@ -19,6 +19,8 @@ import torch
 from PIL import Image
 
 from mibench.errors import MediaError
+from mibench.media import video
+from mibench.media.video import probe
 
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 2
@@ -42,22 +44,12 @@ def frame_indices(num_video_frames: int, num_frames: int, jitter_seed: int | Non
 
 
 def read_frames(path: Path, num_frames: int, jitter_seed: int | None = None) -> tuple[np.ndarray, list[int]]:
-    """RGB uint8 frames [T, H, W, 3] at the sampled indices, decoded by decord as the reference does."""
-    import decord
-
-    if not path.is_file():
-        raise MediaError(f"video {path} does not exist", "check the path")
-    try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-        total = len(reader)
-        if total == 0:
-            raise MediaError(f"{path} has no video frames", "check that the file is a complete video")
-        indices = frame_indices(total, num_frames, jitter_seed)
-        frames = reader.get_batch(indices).asnumpy()
-    except (decord.DECORDError, RuntimeError) as exc:
-        cause = str(exc).strip().splitlines()[-1][:200]
-        raise MediaError(f"cannot decode video {path}: {cause}", "re-encode it as H.264 mp4") from exc
-    return frames, indices
+    """RGB uint8 frames [T, H, W, 3] at the sampled indices (decord, as the reference; see media.video)."""
+    total = probe(path).num_frames
+    if total == 0:
+        raise MediaError(f"{path} has no video frames", "check that the file is a complete video")
+    indices = frame_indices(total, num_frames, jitter_seed)
+    return video.read_frames(path, indices), indices
 
 
 def pixel_values(

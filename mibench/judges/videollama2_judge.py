@@ -1,0 +1,42 @@
+"""The `videollama2` judge: VideoLLaMA2Judge (judges/videollama2/) behind the judge protocol.
+
+Weights: the `tiny` preset without `--checkpoint` builds a seeded random model locally. Otherwise
+`--checkpoint DIR` (a folder in the official VideoLLaMA2.1-7B-AV layout; its config names the SigLIP
+folder) or the model card's Hugging Face ids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mibench.judges.base import Judge, JudgeAnswer
+from mibench.judges.videollama2 import EncodedVideo, VideoLLaMA2Judge
+
+
+class VideoLLaMA2(Judge):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._model: VideoLLaMA2Judge | None = None
+
+    @property
+    def model(self) -> VideoLLaMA2Judge:
+        if self._model is None:
+            if self.preset == "tiny" and self.checkpoint is None:
+                self._model = VideoLLaMA2Judge.tiny(seed=0)
+            else:
+                checkpoint = self.checkpoint or self.card.weights["checkpoint"]["source"]
+                siglip = None if self.checkpoint else self.card.weights["siglip"]["source"]
+                dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+                self._model = VideoLLaMA2Judge.from_pretrained(checkpoint, siglip, device=self.device, dtype=dtype)
+        return self._model
+
+    def encode(self, video: Path, *, modal: str = "av", jitter_seed: int | None = None) -> EncodedVideo:
+        return self.model.encode(video, modal=modal, jitter_seed=jitter_seed)
+
+    def ask(self, encoded: EncodedVideo, questions: list[str], *, mode: str = "greedy",
+            max_new_tokens: int = 16) -> list[JudgeAnswer]:
+        answers = self.model.ask(encoded, questions, mode=mode, max_new_tokens=max_new_tokens)
+        encoded.prefix = None  # the prefix cache is per video: free it before the next one
+        return [JudgeAnswer(a.text, a.expected_score, a.distribution) for a in answers]

@@ -1,0 +1,11 @@
+"""Objective music–motion metrics of generated dance videos, computed from the pixels and the music.
+
+`music_beats` (librosa beat tracking), `motion` (motion-speed envelope from frames), `bas` (Beat
+Alignment Score, FACT and Bailando variants), `tempo` (motion/music tempo and their ratio),
+`reliability` (agreement of judge runs and modes, judge vs metric correlations) and `compute` (the
+per-video entry point, the run stage over a store and the throughput benchmark).
+"""
+
+from mibench.metrics.compute import METRICS, bench_metrics, compute_run_metrics, compute_video_metrics
+
+__all__ = ["METRICS", "bench_metrics", "compute_run_metrics", "compute_video_metrics"]

@@ -1,0 +1,201 @@
+"""The metrics of one video (`compute_video_metrics`), the metrics stage over a run's store
+(`compute_run_metrics`) and the throughput benchmark (`bench_metrics`).
+
+Metric names (`METRICS`), each stored as (value or None when undefined, parameters, note or None):
+
+- `bas_fact`, `bas_bailando`: Beat Alignment Score, variants (A) and (B) of `bas.py`;
+- `motion_bpm`, `music_bpm`, `tempo_ratio`: motion tempo, music tempo and their ratio (`tempo.py`);
+  the ratio divides by the given BPM when there is one, else by the music's measured tempo;
+- `motion_speed`: mean of the motion-speed envelope (`motion.py`; unit in its parameters);
+- `frame_consistency`: mean correlation of consecutive frames (`motion.py`).
+
+The music is the video's own audio track unless another file is given, and is taken to start with the
+video. A still video scores BAS 0 (nothing moves on the beat) with a note; music that is silent, missing
+or beatless leaves BAS and tempo undefined (None) with a note. Nothing is ever NaN.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mibench.errors import ConfigError, MediaError
+from mibench.generation import StageSummary
+from mibench.media.audio import existing_file, is_silent, load_audio
+from mibench.media.synth import dancer_video, drum_track
+from mibench.media.video import probe, write_mp4
+from mibench.metrics.bas import VARIANTS, beat_alignment
+from mibench.metrics.motion import WORK_HEIGHT, MotionSignal, motion_signal
+from mibench.metrics.music_beats import ONSET_LAG_FRAMES, MusicBeats, music_beats
+from mibench.metrics.tempo import MAX_BPM, MIN_BPM, beats_bpm, periodicity_bpm, tempo_ratio
+from mibench.store import Store
+
+MetricValue = tuple[float | None, dict, str | None]
+DEFAULT_VARIANTS = ("fact", "bailando")
+TEMPO_METRICS = ("motion_bpm", "music_bpm", "tempo_ratio", "motion_speed", "frame_consistency")
+
+
+def metric_names(variants: Sequence[str] = DEFAULT_VARIANTS) -> tuple[str, ...]:
+    """The names `compute_video_metrics` returns for these BAS variants."""
+    return tuple(f"bas_{v}" for v in variants) + TEMPO_METRICS
+
+
+METRICS = metric_names()
+
+
+def _music(video: Path, music: Path | None) -> tuple[np.ndarray | None, int, str | None]:
+    """(wave, sr, None) or (None, 0, why there is no usable music). A missing explicit file raises."""
+    source = existing_file(music) if music is not None else video
+    try:
+        wave, sr = load_audio(source)
+    except MediaError as exc:
+        return None, 0, f"no music: {exc.cause}"
+    if is_silent(wave):
+        return None, 0, f"no music beats: the music of {source.name} is silent"
+    return wave, sr, None
+
+
+class _Beats:
+    """Music beats per recipe, tracked once per video on demand."""
+
+    def __init__(self, wave: np.ndarray, sr: int, fps: float, bpm: float | None, lag_frames: int):
+        self.wave, self.sr, self.fps, self.bpm, self.lag_frames = wave, sr, fps, bpm, lag_frames
+        self.cache: dict[str, MusicBeats] = {}
+
+    def __call__(self, recipe: str) -> MusicBeats:
+        if recipe not in self.cache:
+            self.cache[recipe] = music_beats(self.wave, self.sr, self.fps, recipe=recipe, start_bpm=self.bpm,
+                                             lag_frames=self.lag_frames)
+        return self.cache[recipe]
+
+
+def _bas(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
+         variants: Sequence[str]) -> dict[str, MetricValue]:
+    speed = np.zeros_like(motion.speed) if motion.still else motion.speed
+    out = {}
+    for name in variants:
+        variant = VARIANTS[name]
+        if beats is None:
+            out[f"bas_{name}"] = (None, variant.params(motion.fps) | {"motion": motion.params}, music_note)
+            continue
+        found = beats(variant.music_recipe)
+        score, params = beat_alignment(speed, motion.fps, found.times, variant)
+        params |= {"music": found.params, "motion": motion.params}
+        note = None
+        if score is None:
+            note = "no music beats: librosa found no beat within the video"
+        elif motion.still:
+            note = "still video: no motion beats, scored 0"
+        elif params["motion_beats"] == 0:
+            note = "no motion beats (the motion speed has no local minimum), scored 0"
+        out[f"bas_{name}"] = (score, params, note)
+    return out
+
+
+def _tempo(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
+           bpm: float | None) -> dict[str, MetricValue]:
+    duration = len(motion.speed) / motion.fps
+    if motion.still:
+        motion_bpm, peak, motion_note = None, None, "still video: no motion tempo"
+    else:
+        motion_bpm, peak = periodicity_bpm(motion.speed, motion.fps)
+        motion_note = None if motion_bpm else f"no periodic motion between {MIN_BPM:g} and {MAX_BPM:g} BPM"
+    music_bpm, music_params, music_bpm_note = None, {}, music_note
+    if beats is not None:
+        found = beats("onset")
+        music_bpm = beats_bpm(found.times[found.times < duration])
+        music_params = found.params
+        music_bpm_note = None if music_bpm else "fewer than 2 music beats within the video"
+    reference = float(bpm) if bpm else music_bpm
+    ratio = tempo_ratio(motion_bpm, reference)
+    ratio_note = motion_note or (None if reference else music_bpm_note)
+    motion_params = motion.params | {"min_bpm": MIN_BPM, "max_bpm": MAX_BPM, "periodicity": peak}
+    return {
+        "motion_bpm": (motion_bpm, motion_params, motion_note),
+        "music_bpm": (music_bpm, {"music": music_params, "given_bpm": bpm}, music_bpm_note),
+        "tempo_ratio": (ratio, {"motion_bpm": motion_bpm, "music_bpm": reference,
+                                "music_bpm_source": "given" if bpm else "beats"}, ratio_note),
+        "motion_speed": (motion.mean_speed, motion.params, "still video" if motion.still else None),
+        "frame_consistency": (motion.consistency, motion.params,
+                              None if motion.consistency is not None else "single frame: no consecutive pair"),
+    }
+
+
+def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float | None = None,
+                          fps: float | None = None, method: str = "diff", height: int = WORK_HEIGHT,
+                          variants: Sequence[str] = DEFAULT_VARIANTS,
+                          onset_lag_frames: int = ONSET_LAG_FRAMES) -> dict[str, MetricValue]:
+    """Every metric of one video (see the module docstring): name -> (value or None, params, note).
+
+    `music`: the music file (default: the video's own audio track); `bpm`: the music's known tempo (the
+    FACT recipe's tracking prior and the ratio's reference); `fps`: overrides the header's frame rate;
+    `method` and `height`: the motion signal (`motion.py`); `variants`: BAS variants (`bas.VARIANTS`);
+    `onset_lag_frames`: librosa's onset lag removed from the music beats (`music_beats.py`; 0 = as published).
+    """
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"unknown BAS variant {unknown[0]!r}", f"use {', '.join(VARIANTS)}")
+    video = existing_file(video)
+    rate = float(fps or probe(video).fps)
+    motion = motion_signal(video, rate, method=method, height=height)
+    wave, sr, music_note = _music(video, Path(music) if music is not None else None)
+    beats = _Beats(wave, sr, rate, bpm, onset_lag_frames) if wave is not None else None
+    return _bas(motion, beats, music_note, variants) | _tempo(motion, beats, music_note, bpm)
+
+
+def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit: int | None = None,
+                        method: str = "diff", height: int = WORK_HEIGHT,
+                        variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
+                        advance: Callable[[], None] = lambda: None,
+                        log: Callable[[str], None] = lambda _: None) -> StageSummary:
+    """Metrics of every finished video of the run (optionally of some models, the first `limit`),
+    from each video and its own audio track; the job's BPM times its tempo factor is the known tempo.
+    Jobs that already have every metric are skipped; a video that cannot be read is reported as failed."""
+    names = set(metric_names(variants))
+    rows = [row for model in (models or store.models()) for row in store.videos(model)][:limit]
+    summary = StageSummary()
+    for row in rows:
+        if names <= store.metric_names(row["job_id"]):
+            summary.skipped += 1
+        else:
+            bpm = row["bpm"] * row["tempo"] if row["bpm"] else None
+            try:
+                values = compute_video_metrics(Path(row["path"]), bpm=bpm, method=method, height=height,
+                                               variants=variants, onset_lag_frames=onset_lag_frames)
+            except MediaError as exc:
+                summary.failed.append((row["job_id"], exc.line()))
+                log(f"[red]skipped[/red] {row['job_id']}: {exc.line()}")
+            else:
+                store.record_metrics(row["job_id"], values)
+                summary.done += 1
+        advance()
+    return summary
+
+
+def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tuple[int, int] = (480, 848),
+                  fps: float = 30.0, bpm: float = 120.0, method: str = "diff",
+                  variants: Sequence[str] = DEFAULT_VARIANTS) -> dict:
+    """Time `compute_video_metrics` on `video`, or on a synthetic on-beat dancer with a drum track
+    (`seconds` long, `size` = (H, W), `fps`) written to a temp folder first (not timed). A one-second
+    clip is computed first so librosa's numba kernels are compiled before the clock starts.
+    Returns the clip's length, the seconds taken, seconds per minute of video and x real time."""
+    with tempfile.TemporaryDirectory(prefix="mibench-bench-") as tmp:
+        warm = Path(tmp) / "warm.mp4"
+        write_mp4(warm, dancer_video(bpm, 1.0, fps=fps, size=(64, 64)), fps, audio=drum_track(bpm, 1.0),
+                  audio_sr=16000)
+        compute_video_metrics(warm, bpm=bpm, method=method, variants=variants)
+        if video is None:
+            video = Path(tmp) / "bench.mp4"
+            frames = dancer_video(bpm, seconds, fps=fps, size=size)
+            write_mp4(video, frames, fps, audio=drum_track(bpm, seconds), audio_sr=16000)
+        info = probe(video)
+        start = time.perf_counter()
+        compute_video_metrics(video, bpm=bpm, method=method, variants=variants)
+        elapsed = time.perf_counter() - start
+    return {"video_s": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
+            "method": method, "variants": list(variants), "seconds": elapsed,
+            "seconds_per_minute": elapsed * 60.0 / info.duration, "x_realtime": info.duration / elapsed}

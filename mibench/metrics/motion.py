@@ -1,0 +1,143 @@
+"""Motion from pixels: a per-frame motion-speed envelope of a video, without pose or motion capture.
+
+Frames are decoded one at a time with PyAV; only the luma (Y) plane is kept and it is downscaled with
+OpenCV area averaging to `height` rows (default 120, i.e. 1/4 of a 480x848 video; the width keeps the
+aspect ratio; smaller videos are not upscaled). Decoding the luma plane and working at 1/4 scale is what
+keeps the metrics well above real time (see `compute.bench_metrics`). Signals (`METHODS`):
+
+- "diff" (default): mean absolute luma change between consecutive frames, in full-scale units per
+  second (1.0 = every pixel going from black to white within a second);
+- "flow": mean magnitude of OpenCV Farnebäck dense optical flow (pyramid 0.5 x 3 levels, window 15,
+  3 iterations, poly 5 / 1.2), in frame heights per second; about 10x slower than "diff".
+
+Frame t's speed is the mean of the changes to its two neighbours (one neighbour at the ends), so a pose
+extreme that falls on frame t is a minimum at t rather than a tie between two frame pairs.
+A video counts as still when no frame changes by more than `STILL_THRESHOLD` per frame: H.264's
+quality ramp over the first frames of a still scene measures up to about 4e-4 (72x72) and a dancer's
+peak 1e-2 or more. `consistency` is the mean Pearson correlation of consecutive downscaled luma frames (1 = unchanged up
+to brightness and contrast; two flat frames count as 1 when equal, else 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from mibench.errors import ConfigError, MediaError
+from mibench.media.audio import existing_file
+
+METHODS = ("diff", "flow")
+WORK_HEIGHT = 120
+STILL_THRESHOLD = 1e-3  # peak per-frame change (0.26 grey levels, or 0.1% of the height) of a still video
+_YUV8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+_FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
+              "flags": 0}
+
+
+@dataclass(frozen=True)
+class MotionSignal:
+    """Per-frame motion speed (per second), the frame rate it was sampled at and how it was made."""
+
+    speed: np.ndarray
+    fps: float
+    consistency: float | None
+    params: dict
+
+    @property
+    def still(self) -> bool:
+        """True when no frame changes by more than `STILL_THRESHOLD` (per frame)."""
+        return self.speed.size == 0 or float(self.speed.max()) / self.fps < STILL_THRESHOLD
+
+    @property
+    def mean_speed(self) -> float:
+        return float(self.speed.mean()) if self.speed.size else 0.0
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's 8-bit luma plane (H, W), converted to gray first for other pixel formats."""
+    if frame.format.name not in _YUV8:
+        frame = frame.reformat(format="gray")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8)[: plane.line_size * frame.height]
+    return rows.reshape(frame.height, plane.line_size)[:, : frame.width]
+
+
+def luma_frames(path: str | Path, height: int = WORK_HEIGHT) -> Iterator[np.ndarray]:
+    """Each frame's luma plane, area-downscaled to at most `height` rows, as uint8 (h, w)."""
+    path = existing_file(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path} has no video track", "pass a video file")
+            for frame in container.decode(container.streams.video[0]):
+                luma = _luma(frame)
+                rows, cols = luma.shape
+                if rows > height:
+                    size = (max(1, round(cols * height / rows)), height)
+                    luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+                yield luma
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path} cannot be decoded: {exc.strerror}", "re-encode or replace the file") from exc
+
+
+def _change(prev: np.ndarray, cur: np.ndarray, method: str) -> float:
+    """Motion between two luma frames: mean |dY| (full scale) or mean flow magnitude (frame heights)."""
+    if method == "diff":
+        return float(cv2.absdiff(prev, cur).mean()) / 255.0
+    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, **_FARNEBACK)
+    return float(np.sqrt((flow**2).sum(axis=2)).mean()) / prev.shape[0]
+
+
+class _Consistency:
+    """Running mean Pearson correlation of consecutive frames; each frame is centred once."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.prev: tuple[np.ndarray, np.ndarray, float] | None = None
+
+    def add(self, luma: np.ndarray) -> None:
+        centred = luma.astype(np.float32).ravel()
+        centred -= centred.mean()
+        norm = float(np.sqrt(centred @ centred))
+        if self.prev is not None:
+            prev_luma, prev_centred, prev_norm = self.prev
+            if norm == 0.0 or prev_norm == 0.0:
+                self.values.append(1.0 if np.array_equal(prev_luma, luma) else 0.0)
+            else:
+                self.values.append(float(prev_centred @ centred) / (prev_norm * norm))
+        self.prev = (luma, centred, norm)
+
+    def mean(self) -> float | None:
+        return float(np.mean(self.values)) if self.values else None
+
+
+def frame_speeds(changes: np.ndarray, num_frames: int) -> np.ndarray:
+    """Per-frame speeds from the changes between consecutive frames (len num_frames - 1): frame t gets
+    the mean of the changes to its neighbours, the end frames their one change."""
+    if num_frames < 2:
+        return np.zeros(num_frames)
+    padded = np.concatenate([changes[:1], changes, changes[-1:]])
+    return (padded[:-1] + padded[1:]) / 2.0
+
+
+def motion_signal(path: str | Path, fps: float, *, method: str = "diff", height: int = WORK_HEIGHT) -> MotionSignal:
+    """The motion-speed envelope of a video sampled at `fps` (see the module docstring)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown motion signal {method!r}", f"use one of {', '.join(METHODS)}")
+    changes, consistency, prev, count, shape = [], _Consistency(), None, 0, None
+    for luma in luma_frames(path, height):
+        if prev is not None:
+            changes.append(_change(prev, luma, method))
+        consistency.add(luma)
+        prev, count, shape = luma, count + 1, luma.shape
+    if count == 0:
+        raise MediaError(f"{path} has no decodable frames", "re-encode or replace the file")
+    speed = frame_speeds(np.asarray(changes), count) * fps
+    unit = "luma full scale / s" if method == "diff" else "frame heights / s"
+    params = {"signal": method, "work_size": list(shape), "unit": unit, "fps": fps, "num_frames": count}
+    return MotionSignal(speed, fps, consistency.mean(), params)

@@ -1,0 +1,67 @@
+"""Tempo for the speed-control experiment: motion tempo, music tempo and their ratio.
+
+- Motion tempo: the period of the motion-speed envelope, i.e. the lag of the highest peak of its
+  (biased, mean-removed) autocorrelation between `min_bpm` and `max_bpm` (and at most half the clip),
+  refined to a fraction of a frame by a parabola through the peak of the unbiased autocorrelation
+  (the biased one, used to pick the peak, leans towards short lags). Missed or extra kinematic beats do
+  not move it, unlike inter-beat intervals. The peak's height (1 = perfectly periodic) is reported as
+  `periodicity`.
+- Music tempo: 60 / slope of the least-squares line through the beat times against their index.
+- Ratio: motion tempo / music tempo. A dancer who follows the music has a ratio near 1 at every
+  playback speed (or a steady 0.5 / 2 when it dances at half or double time); one that ignores a 1.25x
+  speed-up drops to 0.8.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MIN_BPM = 40.0
+MAX_BPM = 240.0
+
+
+def _autocorrelation(x: np.ndarray) -> np.ndarray:
+    """Biased autocorrelation of a mean-removed signal, normalised to 1 at lag 0 (via FFT)."""
+    size = 1 << (2 * len(x) - 1).bit_length()
+    spectrum = np.fft.rfft(x, size)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum), size)[: len(x)]
+    return acf / acf[0]
+
+
+def periodicity_bpm(envelope: np.ndarray, rate: float, *, min_bpm: float = MIN_BPM,
+                    max_bpm: float = MAX_BPM) -> tuple[float | None, float | None]:
+    """(tempo in BPM, autocorrelation peak height) of an envelope sampled at `rate` Hz; (None, None)
+    when the envelope is flat or no autocorrelation peak lies in the tempo range."""
+    x = np.asarray(envelope, dtype=np.float64)
+    if x.size < 4 or np.ptp(x) == 0:
+        return None, None
+    acf = _autocorrelation(x - x.mean())
+    low = max(1, math.ceil(60.0 * rate / max_bpm))
+    high = min(math.floor(60.0 * rate / min_bpm), len(x) // 2)
+    lags = [k for k in range(low, high + 1)
+            if k + 1 < len(acf) and acf[k] > 0 and acf[k] > acf[k - 1] and acf[k] >= acf[k + 1]]
+    if not lags:
+        return None, None
+    k = max(lags, key=lambda lag: acf[lag])
+    a, b, c = acf[k - 1 : k + 2] * len(x) / (len(x) - np.arange(k - 1, k + 2))
+    curvature = a - 2 * b + c
+    shift = 0.5 * (a - c) / curvature if curvature < 0 else 0.0
+    return float(60.0 * rate / (k + shift)), float(acf[k])
+
+
+def beats_bpm(times: np.ndarray) -> float | None:
+    """Tempo (BPM) of a beat sequence from the slope of beat time against beat index; None for < 2."""
+    times = np.asarray(times, dtype=np.float64)
+    if times.size < 2:
+        return None
+    slope = np.polyfit(np.arange(times.size), times, 1)[0]
+    return float(60.0 / slope) if slope > 0 else None
+
+
+def tempo_ratio(motion_bpm: float | None, music_bpm: float | None) -> float | None:
+    """motion_bpm / music_bpm; None when either is unknown."""
+    if motion_bpm is None or not music_bpm:
+        return None
+    return motion_bpm / music_bpm

@@ -1,0 +1,122 @@
+"""End to end on synthetic dancers written to mp4 with a drum track: BAS separates on-beat from
+off-beat dancing, tempo follows the dancer, degenerate inputs give defined values, the run stage fills
+and resumes the store."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mibench.bench.jobs import Job
+from mibench.media.audio import write_wav
+from mibench.media.synth import dancer_video, drum_track
+from mibench.media.video import write_mp4
+from mibench.metrics.compute import METRICS, bench_metrics, compute_run_metrics, compute_video_metrics
+from mibench.store import Store
+
+FPS, SECONDS, SIZE, SR = 30, 5.0, (72, 72), 16000
+
+
+def _video(path, bpm, *, mode="on_beat", phase=0.0, seed=0, music_bpm=None, audio=True):
+    frames = dancer_video(bpm, SECONDS, fps=FPS, size=SIZE, mode=mode, phase_beats=phase, seed=seed)
+    wave = drum_track(music_bpm or bpm, SECONDS, sr=SR, seed=seed) if audio else None
+    return write_mp4(path, frames, FPS, audio=wave, audio_sr=SR if audio else None)
+
+
+def _defined(metrics: dict) -> None:
+    assert set(metrics) == set(METRICS)
+    for name, (value, params, note) in metrics.items():
+        assert value is None or math.isfinite(value), name
+        assert isinstance(params, dict) and (note is None or isinstance(note, str))
+
+
+@pytest.mark.parametrize("bpm", [90, 120, 135])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_on_beat_dancer_scores_higher(tmp_path, bpm, seed):
+    on = compute_video_metrics(_video(tmp_path / "on.mp4", bpm, seed=seed), bpm=bpm)
+    off = compute_video_metrics(_video(tmp_path / "off.mp4", bpm, mode="off_beat", seed=seed), bpm=bpm)
+    _defined(on)
+    _defined(off)
+    for name in ("bas_fact", "bas_bailando"):
+        assert on[name][0] >= 0.8, (name, on[name])
+        assert on[name][0] - off[name][0] >= 0.3, (name, on[name][0], off[name][0])
+        assert on[name][1]["fps"] == FPS and on[name][1]["sigma_s"] == pytest.approx(0.05)
+
+
+def test_half_beat_shift_scores_low(tmp_path):
+    shifted = compute_video_metrics(_video(tmp_path / "half.mp4", 120, phase=0.5), bpm=120)
+    assert shifted["bas_fact"][0] < 0.2 and shifted["bas_bailando"][0] < 0.2
+
+
+def test_flow_signal_agrees(tmp_path):
+    path = _video(tmp_path / "on.mp4", 120)
+    metrics = compute_video_metrics(path, bpm=120, method="flow", variants=("fact",))
+    assert metrics["bas_fact"][0] >= 0.8
+    assert metrics["motion_speed"][1]["unit"] == "frame heights / s"
+
+
+def test_tempo_ratio_follows_a_faster_dancer(tmp_path):
+    path = _video(tmp_path / "fast.mp4", 120 * 1.25, music_bpm=120)
+    for bpm in (120, None):
+        metrics = compute_video_metrics(path, bpm=bpm, variants=())
+        assert metrics["tempo_ratio"][0] == pytest.approx(1.25, rel=0.03)
+        assert metrics["motion_bpm"][0] == pytest.approx(150.0, rel=0.03)
+    assert metrics["music_bpm"][0] == pytest.approx(120.0, rel=0.02)
+
+
+def test_still_video_is_defined(tmp_path):
+    metrics = compute_video_metrics(_video(tmp_path / "still.mp4", 120, mode="still"), bpm=120)
+    _defined(metrics)
+    assert metrics["bas_fact"][0] == 0.0 and "still" in metrics["bas_fact"][2]
+    assert metrics["bas_bailando"][0] == 0.0 and "still" in metrics["bas_bailando"][2]
+    assert metrics["motion_bpm"][0] is None and "still" in metrics["motion_bpm"][2]
+    assert metrics["motion_speed"][0] < 0.01 and "still" in metrics["motion_speed"][2]  # codec noise only
+    assert metrics["frame_consistency"][0] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_silent_and_missing_music_are_defined(tmp_path):
+    path = _video(tmp_path / "on.mp4", 120)
+    frames = dancer_video(120, SECONDS, fps=FPS, size=SIZE)
+    silent = write_mp4(tmp_path / "silent.mp4", frames, FPS, audio=np.zeros(int(SECONDS * SR), np.float32),
+                       audio_sr=SR)
+    metrics = compute_video_metrics(silent)
+    _defined(metrics)
+    for name in ("bas_fact", "bas_bailando", "music_bpm", "tempo_ratio"):
+        assert metrics[name][0] is None and "silent" in metrics[name][2], name
+    assert metrics["motion_bpm"][0] == pytest.approx(120.0, rel=0.03)
+    mute = _video(tmp_path / "mute.mp4", 120, audio=False)
+    metrics = compute_video_metrics(mute)
+    _defined(metrics)
+    assert metrics["bas_fact"][0] is None and "no audio track" in metrics["bas_fact"][2]
+    # the same mute video scored against a separate music file
+    wav = write_wav(tmp_path / "music.wav", drum_track(120, SECONDS, sr=SR), SR)
+    assert compute_video_metrics(mute, music=wav, bpm=120)["bas_fact"][0] >= 0.8
+    assert compute_video_metrics(path, bpm=120)["bas_fact"][0] >= 0.8
+
+
+def test_run_stage_records_and_resumes(tmp_path):
+    store = Store(tmp_path / "mibench.sqlite")
+    jobs = [Job(model="synthetic-on", suite="aist", music_id="mLH4", music_path=None, prompt_id="p0",
+                prompt="a dancer", seed=seed, num_frames=int(SECONDS * FPS), bpm=120.0) for seed in (0, 1)]
+    store.add_jobs(jobs)
+    for job in jobs:
+        store.record_video(job.job_id, _video(tmp_path / f"{job.job_id}.mp4", 120, seed=job.seed))
+    calls = []
+    summary = compute_run_metrics(store, advance=lambda: calls.append(1))
+    assert (summary.done, summary.skipped, summary.failed, len(calls)) == (2, 0, [], 2)
+    rows = store.metrics()
+    assert {r["name"] for r in rows} == set(METRICS) and len(rows) == 2 * len(METRICS)
+    assert all(r["value"] >= 0.8 for r in rows if r["name"].startswith("bas_"))
+    assert compute_run_metrics(store).skipped == 2
+    (tmp_path / f"{jobs[0].job_id}.mp4").unlink()
+    store.db.execute("DELETE FROM metrics WHERE job_id = ?", (jobs[0].job_id,))
+    summary = compute_run_metrics(store, log=calls.append)
+    assert summary.skipped == 1 and summary.failed[0][0] == jobs[0].job_id
+
+
+def test_bench_reports_throughput():
+    result = bench_metrics(seconds=1.0, size=(48, 64), variants=("fact",))
+    assert result["video_s"] == pytest.approx(1.0) and result["x_realtime"] > 0
+    assert result["seconds_per_minute"] == pytest.approx(60.0 / result["x_realtime"])
