@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+from mibench.cli import main
+from mibench.media.audio import write_wav
+from mibench.media.synth import drum_track
 
 TESTS = Path(__file__).resolve().parent
 
@@ -28,3 +33,23 @@ def _offline(monkeypatch):
     """Nothing may reach a model hub during tests."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    """Run `mibench ARGS` in-process; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["mibench", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0), out, err
+
+
+@pytest.fixture
+def music_dir(tmp_path) -> Path:
+    """Two synthetic drum tracks (90 and 120 BPM, 4 s) named so their tempo is known."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for bpm in (90, 120):
+        write_wav(folder / f"synth-{bpm}bpm.wav", drum_track(bpm, 4.0, sr=16000, seed=bpm), 16000)
+    return folder

@@ -12,30 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
-from mibench.cli import main
-from mibench.media.audio import write_wav
-from mibench.media.synth import drum_track
 from mibench.media.video import write_mp4
 from mibench.store import Store
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["mibench", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), out, err
-
-
-@pytest.fixture
-def music_dir(tmp_path) -> Path:
-    folder = tmp_path / "music"
-    folder.mkdir()
-    for bpm in (90, 120):
-        write_wav(folder / f"synth-{bpm}bpm.wav", drum_track(bpm, 4.0, sr=16000, seed=bpm), 16000)
-    return folder
 
 
 def assert_one_line_error(code: int, err: str, needle: str) -> None:

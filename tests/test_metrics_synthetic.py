@@ -11,9 +11,10 @@ import pytest
 
 from mibench.bench.jobs import Job
 from mibench.media.audio import write_wav
-from mibench.media.synth import dancer_video, drum_track
+from mibench.media.synth import beat_times, dancer_video, drum_track
 from mibench.media.video import write_mp4
 from mibench.metrics.compute import METRICS, bench_metrics, compute_run_metrics, compute_video_metrics
+from mibench.metrics.music_beats import ONSET_LAG_FRAMES, RECIPES, music_beats
 from mibench.store import Store
 
 FPS, SECONDS, SIZE, SR = 30, 5.0, (72, 72), 16000
@@ -43,6 +44,30 @@ def test_on_beat_dancer_scores_higher(tmp_path, bpm, seed):
         assert on[name][0] >= 0.8, (name, on[name])
         assert on[name][0] - off[name][0] >= 0.3, (name, on[name][0], off[name][0])
         assert on[name][1]["fps"] == FPS and on[name][1]["sigma_s"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("bpm", [90, 120])
+def test_low_frame_rate(tmp_path, bpm):
+    """MM-Diffusion renders 10 fps: the music is tracked at 30 fps on the same grid."""
+    def video(name, mode):
+        frames = dancer_video(bpm, SECONDS, fps=10, size=SIZE, mode=mode)
+        return write_mp4(tmp_path / name, frames, 10, audio=drum_track(bpm, SECONDS, sr=SR), audio_sr=SR)
+
+    on = compute_video_metrics(video("on.mp4", "on_beat"), bpm=bpm)
+    off = compute_video_metrics(video("off.mp4", "off_beat"), bpm=bpm)
+    for name in ("bas_fact", "bas_bailando"):
+        assert on[name][0] >= 0.75 and on[name][0] - off[name][0] >= 0.3, (name, on[name][0], off[name][0])
+        assert on[name][1]["music"]["analysis_fps"] == 30
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_music_beats_remove_librosa_lag(recipe):
+    wave, truth = drum_track(120, SECONDS, sr=SR), beat_times(120, SECONDS)
+    for lag, offset in ((ONSET_LAG_FRAMES, 0.0), (0, 1 / FPS)):
+        found = music_beats(wave, SR, FPS, recipe=recipe, start_bpm=120, lag_frames=lag)
+        nearest = truth[np.abs(truth[None, :] - found.times[:, None]).argmin(axis=1)]
+        assert len(found.times) >= len(truth) - 1
+        assert np.abs(found.times - nearest - offset).max() < 0.5 / FPS
 
 
 def test_half_beat_shift_scores_low(tmp_path):

@@ -1,25 +1,31 @@
-"""Music beats: librosa onset and beat tracking at the video's frame rate, in the two published recipes.
+"""Music beats: librosa onset and beat tracking on the video's frame grid, in the two published recipes.
 
-The music is analysed at `round(512 * fps)` Hz with hop 512, so one onset frame lasts one video frame
-(FACT analyses at 60 * 512 Hz for its 60-fps motion). Recipes (`RECIPES`):
+The music is analysed at `round(512 * rate)` Hz with hop 512, so one onset frame lasts 1 / rate s
+(FACT analyses at 60 * 512 Hz for its 60-fps motion). `rate` is the video's fps times the smallest
+whole number that makes it at least `MIN_RATE` (24): the video's own rate from 24 fps up, 30 for
+10 fps, 24 for 8 or 12 fps.
+Every video frame is then on the beat grid, and low-fps videos (MM-Diffusion: 10 fps) still get a
+usable analysis (at 10 fps, i.e. 5120 Hz, librosa lost or mis-tempoed the synthetic drum beats).
+Recipes (`RECIPES`):
 
 - "onset" (FACT / AI Choreographer): `onset_strength(y)` -> `beat_track(start_bpm, tightness=100)`;
   `start_bpm` is the known tempo (AIST's tempo rule) when given, else librosa's default 120.
 - "percussive" (Bailando): the percussive part of librosa's HPSS split, `onset_strength(aggregate=
   np.median)` -> `beat_track` with librosa's default prior (120 BPM). The HPSS median filters cost
-  about 2-4 s of CPU per minute of music, several times the rest of the metrics.
+  about 2 s of CPU per minute of music at 30 fps, more than the rest of the metrics together.
 
 Beat times are in seconds from the start of the wave. librosa's onset envelope (a centred STFT that it
-shifts again by n_fft / 2) peaks one hop AFTER an onset, at any frame rate (measured on clicks and on
+shifts again by n_fft / 2) peaks one hop AFTER an onset, at any rate (measured on clicks and on
 `media.synth.drum_track`: +1.0 frame at 24, 30 and 60 fps). The originals keep that lag (17 ms at 60
-fps), but at the video's rate it grows to 33 ms at 30 fps and 100 ms at 10 fps, against a 50 ms score
-kernel, which would penalise low-fps generators. So beats are moved back by `lag_frames` (default
-`ONSET_LAG_FRAMES` = 1; 0 reproduces the originals) and beats that would fall before 0 are dropped.
+fps); at 30 fps it is 33 ms against a 50 ms score kernel, enough to cap a perfectly aligned dancer at
+0.80. So beats are moved back by `lag_frames` analysis frames (default `ONSET_LAG_FRAMES` = 1; 0
+reproduces the originals) and beats that would fall before 0 are dropped.
 A silent wave (see `media.audio.is_silent`) has no beats.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import librosa
@@ -30,6 +36,7 @@ from mibench.media.audio import is_silent, resample
 
 RECIPES = ("onset", "percussive")
 HOP = 512
+MIN_RATE = 24.0
 TIGHTNESS = 100.0
 ONSET_LAG_FRAMES = 1
 LIBROSA_START_BPM = 120.0  # librosa's default prior: what "no prior" means
@@ -45,13 +52,14 @@ class MusicBeats:
 
 def music_beats(wave: np.ndarray, sr: int, fps: float, *, recipe: str = "onset",
                 start_bpm: float | None = None, lag_frames: int = ONSET_LAG_FRAMES) -> MusicBeats:
-    """Beats of a mono wave, tracked at the frame rate `fps` with the named recipe."""
+    """Beats of a mono wave, tracked on the grid of a `fps` video with the named recipe."""
     if recipe not in RECIPES:
         raise ConfigError(f"unknown music beat recipe {recipe!r}", f"use one of {', '.join(RECIPES)}")
-    rate = round(HOP * fps)
+    frame_rate = fps * math.ceil(MIN_RATE / fps)
+    rate = round(HOP * frame_rate)
     prior = float(start_bpm) if recipe == "onset" and start_bpm else LIBROSA_START_BPM
-    params = {"recipe": recipe, "analysis_sr": rate, "hop": HOP, "tightness": TIGHTNESS, "start_bpm": prior,
-              "lag_frames": lag_frames}
+    params = {"recipe": recipe, "analysis_fps": frame_rate, "analysis_sr": rate, "hop": HOP,
+              "tightness": TIGHTNESS, "start_bpm": prior, "lag_frames": lag_frames}
     if is_silent(wave):
         return MusicBeats(np.zeros(0), params)
     y = resample(wave, sr, rate)

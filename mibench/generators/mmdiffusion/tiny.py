@@ -2,7 +2,7 @@
 
 Same clip geometry as AIST++ (16 frames at 10 fps, 1.6 s of 16 kHz audio, the [1, 4, 8] cross-attention
 windows with the middle cross-attention), but 32 channels, one ResBlock per level, 16x16 frames upsampled
-to 32x32, and 4 sampler steps by default. Weights are random and non-zero everywhere (including the
+to 32x32, 4 base and 2 upsampler steps by default. Weights are random and non-zero everywhere (including the
 convs the reference zero-initialises), so every block influences the output; the video is noise-like.
 """
 
@@ -33,7 +33,7 @@ TINY_SR = SRConfig(
     attention_ds=(2,),
     num_heads=4,
 )
-TINY_SAMPLER = SamplerDefaults(steps=4, sr_steps=4)
+TINY_SAMPLER = SamplerDefaults(steps=4, sr_steps=2)
 
 
 def random_init_(module: nn.Module, generator: torch.Generator) -> None:

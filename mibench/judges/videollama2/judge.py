@@ -130,10 +130,14 @@ class VideoLLaMA2Judge:
     def encode(self, video: Path, *, modal: str = "av", jitter_seed: int | None = None) -> EncodedVideo:
         """Read and encode a video once. `modal="av"` needs an audio track (MediaError otherwise);
         `modal="video"` gives the judge the frames only, like the reference without `va=True`."""
-        inputs = self.preprocess(video, modal=modal, jitter_seed=jitter_seed)
+        return self.encode_media(video, self.preprocess(video, modal=modal, jitter_seed=jitter_seed), jitter_seed)
+
+    def encode_media(self, video: Path, inputs: MediaInputs, jitter_seed: int | None = None) -> EncodedVideo:
+        """Run the towers on preprocessed media (what the official `mm_infer` repeats per question)."""
         parts = [self.model.encode_video(inputs.pixel_values)]
         if inputs.fbank is not None:
             parts.append(self.model.encode_audio(inputs.fbank))
+        modal = "av" if inputs.fbank is not None else "video"
         return EncodedVideo(Path(video), modal, jitter_seed, inputs.frame_indices, inputs.clip_ranges,
                             torch.cat(parts), len(parts[0]))
 

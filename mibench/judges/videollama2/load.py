@@ -32,7 +32,7 @@ from mibench.judges.videollama2.beats import BEATsConfig, convert_checkpoint
 from mibench.judges.videollama2.model import ModelConfig, VideoLLaMA2AV
 
 _DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
-_QWEN2_FIELDS = (
+QWEN2_FIELDS = (
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
     "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings",
     "use_sliding_window", "sliding_window", "max_window_layers", "attention_dropout", "bos_token_id",
@@ -102,7 +102,7 @@ def model_config(cfg: dict, siglip_dir: Path) -> ModelConfig:
                            "this port implements VideoLLaMA 2.1-AV (stc_connector_v35)")
     if cfg.get("rope_scaling"):
         raise WeightsError("rope_scaling is not supported by this port", "use the official config.json")
-    llm = Qwen2Config(**{k: cfg[k] for k in _QWEN2_FIELDS if k in cfg},
+    llm = Qwen2Config(**{k: cfg[k] for k in QWEN2_FIELDS if k in cfg},
                       rope_parameters={"rope_type": "default", "rope_theta": cfg.get("rope_theta", 1e6)})
     vision = SiglipVisionConfig.from_pretrained(siglip_dir)
     select = cfg.get("mm_vision_select_layer", -2)

@@ -1,0 +1,82 @@
+"""`mibench demo` end to end: every generator, the judge, the metrics and the report, then the demo's
+report (plus one registered video whose prompt holds a `<script>`) opened in headless Chromium.
+The screenshot is saved to test-artifacts/demo-report.png."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from test_report_browser import ARGS, ARTIFACTS, CHROMIUM, chromium_launcher
+
+from mibench.bench.prompts import load_question_set
+from mibench.byo import register_videos
+from mibench.cards import cards
+from mibench.demo import run_demo
+from mibench.report import render_report
+from mibench.store import Store
+
+HOSTILE = "<script>window.__pwned = 1</script> a dancer \"quoted\" & 'more'"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, dict]:
+    run_dir = tmp_path_factory.mktemp("demo") / "run"
+    summary = run_demo(run_dir, console=Console(stderr=True))
+    return run_dir, summary
+
+
+def test_demo_runs_every_stage(demo):
+    run_dir, summary = demo
+    assert summary["not_built"] == []
+    generators = {c.name for c in cards("generator")}
+    assert set(summary["generators"]) == generators
+    store = Store.open(run_dir)
+    videos = store.videos()
+    assert {v["model"] for v in videos} == generators
+    assert all(len(store.videos(m)) == 2 for m in generators)  # two synthetic music clips each
+    assert all(Path(v["path"]).is_file() for v in videos)
+    answers = store.answers()
+    assert len(answers) == len(videos) * len(load_question_set("paper").questions)
+    assert {m["job_id"] for m in store.metrics()} == {v["job_id"] for v in videos}
+    assert Path(summary["report"]).is_file()
+
+
+def test_demo_report_in_chromium(demo, tmp_path):
+    run_dir, _ = demo
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    first = Store.open(run_dir).videos("synthetic-onbeat")[0]
+    shutil.copy(first["path"], mine / "clip.mp4")
+    (mine / "clip.txt").write_text(HOSTILE)
+    store = Store.open(run_dir)
+    register_videos(store, mine, "own-videos")
+    store.close()
+    index = render_report(run_dir)
+
+    sync_playwright = chromium_launcher()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(index.as_uri())
+        assert page.locator("table.leaderboard").count() >= 4
+        page.screenshot(path=str(ARTIFACTS / "demo-report.png"), full_page=True)
+        links = page.locator("a[href^='model-']")
+        hrefs = {links.nth(i).get_attribute("href") for i in range(links.count())}
+        own = next(h for h in hrefs if "own-videos" in h)
+        page.goto((index.parent / own).as_uri())
+        assert page.locator("video").count() == 1
+        duration = page.evaluate("""async () => {
+            const video = document.querySelector('video');
+            if (video.readyState < 1) {
+                await new Promise((ok) => { video.onloadedmetadata = ok; video.onerror = ok; });
+            }
+            return video.error ? -1 : video.duration;
+        }""")
+        assert duration > 1.0
+        assert page.get_by_text("<script>window.__pwned = 1</script>", exact=False).count() >= 1
+        assert page.evaluate("window.__pwned === undefined")
+        browser.close()

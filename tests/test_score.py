@@ -1,0 +1,60 @@
+"""`mibench score` with the tiny VideoLLaMA 2 judge: fills the store, resumes, skips corrupt videos,
+repeated runs with jitter, expected-score mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run_cli
+
+from mibench.store import Store
+
+
+def test_score_fills_resumes_and_skips_corrupt_videos(tmp_path, music_dir, capsys, monkeypatch):
+    run_dir = str(tmp_path / "run")
+    code, _, _ = run_cli(["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--suite", "paper",
+                          "--music", str(music_dir), "--limit", "3", "--run-dir", run_dir], capsys, monkeypatch)
+    assert code == 0
+    store = Store.open(run_dir)
+    broken = store.videos()[2]
+    Path(broken["path"]).write_bytes(b"\x00" * 4096)
+
+    score = ["score", "--model", "synthetic-onbeat", "--judge", "videollama2", "--preset", "tiny",
+             "--max-new-tokens", "2", "--run-dir", run_dir, "--json"]
+    code, out, err = run_cli(score, capsys, monkeypatch)
+    result = json.loads(out)
+    assert code == 0 and result["done"] == 2
+    assert [f["job_id"] for f in result["failed"]] == [broken["job_id"]]
+    assert broken["job_id"] in err
+    answers = store.answers()
+    assert len(answers) == 2 * 11  # 8 quality + 3 prompt-alignment questions per readable video
+    assert {a["question_set"] for a in answers} == {"paper"} and {a["mode"] for a in answers} == {"greedy"}
+    assert all(a["raw"] is not None for a in answers)
+    assert all("'" + a["question"].split("'")[1] + "'" in a["question"] for a in answers
+               if a["question_id"] == "style_capture")
+
+    code, out, _ = run_cli(score, capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["done"] == 0 and json.loads(out)["skipped"] == 2
+    assert len(store.answers()) == 22
+
+    code, out, _ = run_cli(score + ["--mode", "expected", "--runs", "2", "--limit", "1"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["done"] == 2
+    expected = [a for a in store.answers() if a["mode"] == "expected"]
+    assert len(expected) == 22 and {a["run_index"] for a in expected} == {0, 1}
+    assert all(0.0 <= a["score"] <= 10.0 for a in expected)
+    assert all(abs(sum(json.loads(a["distribution"]).values()) - 1.0) < 1e-5 for a in expected)
+    jitter = {a["run_index"]: json.loads(a["options"])["jitter_seed"] for a in expected}
+    assert jitter == {0: None, 1: 1}
+
+
+def test_score_rejects_bad_options(tmp_path, music_dir, capsys, monkeypatch):
+    run_dir = str(tmp_path / "run")
+    run_cli(["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--suite", "aist", "--music",
+             str(music_dir), "--limit", "1", "--run-dir", run_dir], capsys, monkeypatch)
+    for extra, needle in ((["--mode", "sampled"], "unknown mode"), (["--modal", "audio"], "unknown modal"),
+                          (["--model", "ghost"], "run has no videos of ghost"),
+                          (["--judge", "gpt"], "unknown judge 'gpt'"),
+                          (["--questions", "nope"], "unknown question set 'nope'")):
+        code, _, err = run_cli(["score", "--preset", "tiny", "--run-dir", run_dir, *extra], capsys, monkeypatch)
+        assert code == 2 and needle in err and "Traceback" not in err, (extra, err)
