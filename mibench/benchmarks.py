@@ -65,3 +65,11 @@ def bench_generator(model: str, preset: str, *, repeats: int = 3, frames: int | 
         result["seconds_per_step_median"] = round(statistics.median(step_s), 5)
         result["steps_timed"] = len(step_s)
     return result
+
+
+def bench_metrics(*, seconds: float = 20.0, repeats: int = 3, video: Path | None = None) -> dict:
+    """Seconds of metric computation per minute of 480x848 video (median of `repeats`)."""
+    from mibench.metrics.compute import bench_metrics as measure
+
+    result = measure(video, seconds=seconds, repeats=repeats)
+    return {**result, "peak_memory_mib": round(peak_memory_mib(), 1), "peak_memory_kind": "process peak RSS"}

@@ -195,7 +195,9 @@ def metrics(
     with session(store, "metrics", {"models": models, "limit": limit}), \
             progress_bar(err, "metrics", total) as bar:
         summary = compute_run_metrics(store, models=models, limit=limit, advance=bar.advance, log=err.print)
-    emit(as_json, summary if isinstance(summary, dict) else {"summary": str(summary)})
+    err.print(f"metrics: {summary.done} videos measured, {summary.skipped} already measured, "
+              f"{len(summary.failed)} unreadable")
+    emit(as_json, summary.as_dict())
 
 
 @app.command()
@@ -311,14 +313,15 @@ def bench_judge(
 
 @bench_app.command("metrics")
 def bench_metrics(
-    seconds: Annotated[float, typer.Option("--seconds", help="Length of the synthetic test video.")] = 10.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of the synthetic test video.")] = 20.0,
+    video: Annotated[Path | None, typer.Option("--video", help="An mp4 with audio (default: synthetic).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
     as_json: JsonOpt = False,
 ) -> None:
-    """Seconds of computation per minute of 480x848 video."""
+    """Seconds of computation per minute of video (default: a synthetic 480x848 dancer)."""
     from mibench.benchmarks import bench_metrics as run
 
-    _print_bench(run(seconds=seconds, repeats=repeats), as_json)
+    _print_bench(run(seconds=seconds, repeats=repeats, video=video), as_json)
 
 
 def _print_bench(result: dict, as_json: bool) -> None:

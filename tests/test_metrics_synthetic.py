@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mibench.bench.jobs import Job
+from mibench.errors import MediaError
 from mibench.media.audio import write_wav
 from mibench.media.synth import beat_times, dancer_video, drum_track
 from mibench.media.video import write_mp4
@@ -119,6 +120,13 @@ def test_silent_and_missing_music_are_defined(tmp_path):
     wav = write_wav(tmp_path / "music.wav", drum_track(120, SECONDS, sr=SR), SR)
     assert compute_video_metrics(mute, music=wav, bpm=120)["bas_fact"][0] >= 0.8
     assert compute_video_metrics(path, bpm=120)["bas_fact"][0] >= 0.8
+
+
+def test_undecodable_video_raises(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(MediaError):
+        compute_video_metrics(bad)
 
 
 def test_run_stage_records_and_resumes(tmp_path):

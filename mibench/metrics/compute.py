@@ -16,9 +16,12 @@ or beatless leaves BAS and tempo undefined (None) with a note. Nothing is ever N
 
 from __future__ import annotations
 
+import hashlib
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +74,24 @@ class _Beats:
             self.cache[recipe] = music_beats(self.wave, self.sr, self.fps, recipe=recipe, start_bpm=self.bpm,
                                              lag_frames=self.lag_frames)
         return self.cache[recipe]
+
+
+def _load_beats(video: Path, music: Path | None, fps: float, bpm: float | None, lag_frames: int,
+                recipes: set[str], cache: dict | None) -> tuple[_Beats | None, str | None]:
+    """The music's beats for every recipe needed, or (None, why there are none). With a `cache`, music
+    already tracked (the same samples, rate, tempo prior and lag) is not tracked again."""
+    wave, sr, note = _music(video, music)
+    if wave is None:
+        return None, note
+    key = (hashlib.sha1(wave.tobytes()).hexdigest(), sr, fps, bpm, lag_frames)
+    beats = cache.get(key) if cache is not None else None
+    if beats is None:
+        beats = _Beats(wave, sr, fps, bpm, lag_frames)
+        if cache is not None:
+            cache[key] = beats
+    for recipe in sorted(recipes):
+        beats(recipe)
+    return beats, None
 
 
 def _bas(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
@@ -127,23 +148,30 @@ def _tempo(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
 
 def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float | None = None,
                           fps: float | None = None, method: str = "diff", height: int = WORK_HEIGHT,
-                          variants: Sequence[str] = DEFAULT_VARIANTS,
-                          onset_lag_frames: int = ONSET_LAG_FRAMES) -> dict[str, MetricValue]:
+                          variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
+                          music_cache: dict | None = None) -> dict[str, MetricValue]:
     """Every metric of one video (see the module docstring): name -> (value or None, params, note).
 
     `music`: the music file (default: the video's own audio track); `bpm`: the music's known tempo (the
     FACT recipe's tracking prior and the ratio's reference); `fps`: overrides the header's frame rate;
     `method` and `height`: the motion signal (`motion.py`); `variants`: BAS variants (`bas.VARIANTS`);
-    `onset_lag_frames`: librosa's onset lag removed from the music beats (`music_beats.py`; 0 = as published).
+    `onset_lag_frames`: librosa's onset lag removed from the music beats (`music_beats.py`; 0 = as published);
+    `music_cache`: a dict shared across calls, so videos carrying the same music (every model's video of an
+    item, every prompt of a music window) track its beats once.
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown BAS variant {unknown[0]!r}", f"use {', '.join(VARIANTS)}")
     video = existing_file(video)
     rate = float(fps or probe(video).fps)
-    motion = motion_signal(video, rate, method=method, height=height)
-    wave, sr, music_note = _music(video, Path(music) if music is not None else None)
-    beats = _Beats(wave, sr, rate, bpm, onset_lag_frames) if wave is not None else None
+    recipes = {VARIANTS[v].music_recipe for v in variants} | {"onset"}
+    # Music beats (librosa; scipy's median filters release the GIL) are tracked in a second thread
+    # while this one decodes the video: the two halves take similar time.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        music_job = pool.submit(_load_beats, video, Path(music) if music is not None else None, rate, bpm,
+                                onset_lag_frames, recipes, music_cache)
+        motion = motion_signal(video, rate, method=method, height=height)
+        beats, music_note = music_job.result()
     return _bas(motion, beats, music_note, variants) | _tempo(motion, beats, music_note, bpm)
 
 
@@ -156,6 +184,7 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
     from each video and its own audio track; the job's BPM times its tempo factor is the known tempo.
     Jobs that already have every metric are skipped; a video that cannot be read is reported as failed."""
     names = set(metric_names(variants))
+    music_cache: dict = {}
     rows = [row for model in (models or store.models()) for row in store.videos(model)][:limit]
     summary = StageSummary()
     for row in rows:
@@ -165,7 +194,8 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
             bpm = row["bpm"] * row["tempo"] if row["bpm"] else None
             try:
                 values = compute_video_metrics(Path(row["path"]), bpm=bpm, method=method, height=height,
-                                               variants=variants, onset_lag_frames=onset_lag_frames)
+                                               variants=variants, onset_lag_frames=onset_lag_frames,
+                                               music_cache=music_cache)
             except MediaError as exc:
                 summary.failed.append((row["job_id"], exc.line()))
                 log(f"[red]skipped[/red] {row['job_id']}: {exc.line()}")
@@ -178,13 +208,13 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
 
 def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tuple[int, int] = (480, 848),
                   fps: float = 30.0, bpm: float = 120.0, method: str = "diff",
-                  variants: Sequence[str] = DEFAULT_VARIANTS) -> dict:
+                  variants: Sequence[str] = DEFAULT_VARIANTS, repeats: int = 1) -> dict:
     """Time `compute_video_metrics` on `video`, or on a synthetic on-beat dancer with a drum track
     (`seconds` long, `size` = (H, W), `fps`) written to a temp folder first (not timed). A one-second
     clip is computed first so librosa's numba kernels are compiled before the clock starts.
-    Returns the clip's length and size, the wall and CPU seconds taken (CPU: this process, all its
-    threads; on a shared machine wall time includes waiting for a core), wall seconds per minute of
-    video and x real time."""
+    Returns the clip's length and size, the median over `repeats` timed runs of the wall and CPU
+    seconds taken (CPU: this process, all its threads; on a shared machine wall time includes waiting
+    for a core), wall seconds per minute of video and x real time."""
     with tempfile.TemporaryDirectory(prefix="mibench-bench-") as tmp:
         warm = Path(tmp) / "warm.mp4"
         write_mp4(warm, dancer_video(bpm, 1.0, fps=fps, size=(64, 64)), fps, audio=drum_track(bpm, 1.0),
@@ -195,9 +225,20 @@ def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tup
             frames = dancer_video(bpm, seconds, fps=fps, size=size)
             write_mp4(video, frames, fps, audio=drum_track(bpm, seconds), audio_sr=16000)
         info = probe(video)
-        start, cpu = time.perf_counter(), time.process_time()
-        compute_video_metrics(video, bpm=bpm, method=method, variants=variants)
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        walls, cpus, shared = [], [], []
+        for _ in range(repeats):
+            cache: dict = {}
+            start, cpu = time.perf_counter(), time.process_time()
+            compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache)
+            walls.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
+            start = time.perf_counter()
+            compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache)
+            shared.append(time.perf_counter() - start)
+    elapsed, cpu, again = statistics.median(walls), statistics.median(cpus), statistics.median(shared)
     return {"video_s": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
-            "method": method, "variants": list(variants), "seconds": elapsed, "cpu_seconds": cpu,
-            "seconds_per_minute": elapsed * 60.0 / info.duration, "x_realtime": info.duration / elapsed}
+            "method": method, "variants": list(variants), "repeats": repeats, "seconds": elapsed,
+            "cpu_seconds": cpu, "seconds_runs": walls, "seconds_per_minute": elapsed * 60.0 / info.duration,
+            "x_realtime": info.duration / elapsed,
+            "seconds_per_minute_shared_music": again * 60.0 / info.duration,
+            "x_realtime_shared_music": info.duration / again}

@@ -1,9 +1,11 @@
 """Motion from pixels: a per-frame motion-speed envelope of a video, without pose or motion capture.
 
-Frames are decoded one at a time with PyAV; only the luma (Y) plane is kept and it is downscaled with
-OpenCV area averaging to `height` rows (default 120, i.e. 1/4 of a 480x848 video; the width keeps the
-aspect ratio; smaller videos are not upscaled). Decoding the luma plane and working at 1/4 scale is what
-keeps the metrics well above real time (see `compute.bench_metrics`). Signals (`METHODS`):
+Frames are decoded one at a time with PyAV, without H.264 deblocking (`skip_loop_filter`: a quarter of
+the decode time; it moves pixels by a few grey levels near block edges, not the motion); only the luma
+(Y) plane is kept and it is downscaled with OpenCV area averaging to `height` rows (default 120, i.e.
+1/4 of a 480x848 video; the width keeps the aspect ratio; smaller videos are not upscaled). Decoding the
+luma plane and working at 1/4 scale is what keeps the metrics well above real time (see
+`compute.bench_metrics`). Signals (`METHODS`):
 
 - "diff" (default): mean absolute luma change between consecutive frames, in full-scale units per
   second (1.0 = every pixel going from black to white within a second);
@@ -51,11 +53,11 @@ class MotionSignal:
     @property
     def still(self) -> bool:
         """True when no frame changes by more than `STILL_THRESHOLD` (per frame)."""
-        return self.speed.size == 0 or float(self.speed.max()) / self.fps < STILL_THRESHOLD
+        return float(self.speed.max()) / self.fps < STILL_THRESHOLD
 
     @property
     def mean_speed(self) -> float:
-        return float(self.speed.mean()) if self.speed.size else 0.0
+        return float(self.speed.mean())
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:
@@ -74,7 +76,9 @@ def luma_frames(path: str | Path, height: int = WORK_HEIGHT) -> Iterator[np.ndar
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise MediaError(f"{path} has no video track", "pass a video file")
-            for frame in container.decode(container.streams.video[0]):
+            stream = container.streams.video[0]
+            stream.codec_context.options = {"skip_loop_filter": "all"}  # deblocking: ~25% of decode time
+            for frame in container.decode(stream):
                 luma = _luma(frame)
                 rows, cols = luma.shape
                 if rows > height:

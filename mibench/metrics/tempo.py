@@ -47,7 +47,7 @@ def periodicity_bpm(envelope: np.ndarray, rate: float, *, min_bpm: float = MIN_B
     k = max(lags, key=lambda lag: acf[lag])
     a, b, c = acf[k - 1 : k + 2] * len(x) / (len(x) - np.arange(k - 1, k + 2))
     curvature = a - 2 * b + c
-    shift = 0.5 * (a - c) / curvature if curvature < 0 else 0.0
+    shift = float(np.clip(0.5 * (a - c) / curvature, -0.5, 0.5)) if curvature < 0 else 0.0
     return float(60.0 * rate / (k + shift)), float(acf[k])
 
 
