@@ -25,7 +25,7 @@ from mibench.provenance import session
 from mibench.store import Store
 
 DEMO_TEMPI = (90, 128)
-DEMO_SECONDS = 6.0
+DEMO_SECONDS = 10.0
 SAMPLE_RATE = 16000
 
 

@@ -47,9 +47,9 @@ def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
 
 @pytest.fixture
 def music_dir(tmp_path) -> Path:
-    """Two synthetic drum tracks (90 and 120 BPM, 4 s) named so their tempo is known."""
+    """Two synthetic drum tracks (90 and 120 BPM, 8 s) named so their tempo is known."""
     folder = tmp_path / "music"
     folder.mkdir()
     for bpm in (90, 120):
-        write_wav(folder / f"synth-{bpm}bpm.wav", drum_track(bpm, 4.0, sr=16000, seed=bpm), 16000)
+        write_wav(folder / f"synth-{bpm}bpm.wav", drum_track(bpm, 8.0, sr=16000, seed=bpm), 16000)
     return folder

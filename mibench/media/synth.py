@@ -82,8 +82,8 @@ def drum_track(bpm: float, seconds: float, sr: int = 16000, seed: int = 0) -> np
         _add(track, _bass(_BASS_LINE_HZ[k % 4], beat, sr), start, 0.35)
         if k % 2 == 1:
             _add(track, _snare(sr, rng), start, 0.6)
-    for t in beat_times(2 * bpm, seconds):
-        _add(track, _hihat(sr, rng), round(t * sr), 0.25)
+    for k, t in enumerate(beat_times(2 * bpm, seconds)):  # eighths, the off-beat ones softer
+        _add(track, _hihat(sr, rng), round(t * sr), 0.25 if k % 2 == 0 else 0.08)
     peak = np.abs(track).max(initial=0.0)
     return (track * (_PEAK / peak if peak > 0 else 1.0)).astype(np.float32)
 
