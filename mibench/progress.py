@@ -23,5 +23,5 @@ class Bar:
 def progress_bar(console: Console, label: str, total: int) -> Iterator[Bar]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=True) as progress:
         yield Bar(progress, progress.add_task(label, total=total))

@@ -43,6 +43,9 @@ class Generator(ABC):
     def fps(self) -> float:
         return float(self.settings["fps"])
 
+    def prepare(self) -> None:  # noqa: B027 - an optional hook; generators without weights need none
+        """Load the weights; called once before the first job, so weight errors stop the command."""
+
     @abstractmethod
     def generate(self, job: Job, out_path: Path) -> dict:
         """Write the job's video to `out_path`; return metadata for the sidecar."""

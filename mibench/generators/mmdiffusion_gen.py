@@ -28,6 +28,9 @@ class MMDiffusionGenerator(Generator):
         super().__init__(*args, **kwargs)
         self._pipeline: MMDiffusionPipeline | None = None
 
+    def prepare(self) -> None:
+        _ = self.pipeline
+
     @property
     def pipeline(self) -> MMDiffusionPipeline:
         if self._pipeline is None:

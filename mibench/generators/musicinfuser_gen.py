@@ -9,11 +9,14 @@ listens to it; Mochi only has it muxed in, for the audio-visual judge.
 Weights: the `tiny` preset without `--weights` builds seeded random models locally. Otherwise
 `--weights DIR` (a folder laid out like the fixture sets: `transformer/` in diffusers format,
 `musicinfuser.safetensors`, optional `vae/`, `text_encoder/`, `tokenizer/`, `wav2vec2/`) and the
-model card's sources fill in what the folder lacks.
+model card's sources fill in what the folder lacks. The adapter file does not record which blocks its
+audio cross-attention follows: they come from the folder's `config.json` (`audio.audio_cross_attn_layers`,
+as in the fixture sets) or the card's `audio_layers` setting, else the released model's 16 layers.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -23,7 +26,7 @@ import torch
 from mibench.bench.jobs import Job
 from mibench.errors import ConfigError
 from mibench.generators.base import Generator, job_music
-from mibench.generators.musicinfuser import DancePipeline
+from mibench.generators.musicinfuser import OFFICIAL_AUDIO_LAYERS, DancePipeline
 from mibench.media.video import write_mp4
 from mibench.weights import resolve
 
@@ -42,6 +45,9 @@ class MusicInfuserGenerator(Generator):
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}", f"choose one of: {', '.join(DTYPES)}")
         self._pipeline: DancePipeline | None = None
+
+    def prepare(self) -> None:
+        _ = self.pipeline
 
     @property
     def pipeline(self) -> DancePipeline:
@@ -64,9 +70,18 @@ class MusicInfuserGenerator(Generator):
             wav2vec = str(root / "wav2vec2")
         return DancePipeline.from_weights(
             root, adapter=adapter, base=sources["base"]["source"], wav2vec=wav2vec, device=self.device,
+            audio_layers=self._audio_layers(root),
             weight_dtype=DTYPES[self.settings.get("dtype", "fp32")], offload=self.settings.get("offload"),
             vae_tiling=bool(self.settings.get("vae_tiling")), fuse_lora=bool(self.settings.get("fuse_lora")),
         )
+
+    def _audio_layers(self, root: Path | None) -> tuple[int, ...]:
+        config = root / "config.json" if root is not None else None
+        if config is not None and config.is_file():
+            layers = json.loads(config.read_text()).get("audio", {}).get("audio_cross_attn_layers")
+            if layers is not None:
+                return tuple(int(i) for i in layers)
+        return tuple(self.settings.get("audio_layers") or OFFICIAL_AUDIO_LAYERS)
 
     def music_seconds(self) -> float:
         rate = int(self.settings["audio_rate"])

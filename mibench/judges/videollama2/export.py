@@ -104,7 +104,8 @@ def checkpoint_config(model: VideoLLaMA2AV, settings: Settings, dtype: torch.dty
         "torch_dtype": str(dtype).removeprefix("torch."),
     }
     if cfg.beats != BEATsConfig():
-        config["mm_audio_tower_cfg"] = asdict(cfg.beats) | {"finetuned_model": True, "predictor_class": AUDIOSET_CLASSES}
+        beats = asdict(cfg.beats) | {"finetuned_model": True, "predictor_class": AUDIOSET_CLASSES}
+        config["mm_audio_tower_cfg"] = beats
     return dict(sorted(config.items()))
 
 

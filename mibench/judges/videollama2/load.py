@@ -77,7 +77,9 @@ def read_json(path: Path) -> dict:
 
 class TensorFiles:
     """Lazy access to the tensors of one folder's *.safetensors (single file or index), each read
-    straight into the target device and dtype."""
+    into the target device and dtype as a fresh copy: safetensors hands out tensors at the file's
+    byte offsets (often not 64-byte aligned), and BLAS rounds differently on unaligned memory, so
+    without the copy the same weights give outputs that depend on the file's header size."""
 
     def __init__(self, folder: Path, device: str | torch.device, dtype: torch.dtype, stem: str = "model"):
         index = folder / f"{stem}.safetensors.index.json"
@@ -92,7 +94,7 @@ class TensorFiles:
         self.device, self.dtype = device, dtype
 
     def get(self, key: str) -> torch.Tensor:
-        return self.where[key].get_tensor(key).to(self.device, self.dtype)
+        return self.where[key].get_tensor(key).to(self.device, self.dtype, copy=True)
 
 
 def model_config(cfg: dict, siglip_dir: Path) -> ModelConfig:
