@@ -37,6 +37,7 @@ from mibench.bench.jobs import slug
 from mibench.errors import StoreError
 from mibench.report.aggregate import CATEGORY_KEYS, OVERALL, Aggregate, Column, aggregate, leaderboard
 from mibench.report.charts import Bar, category_chart, metric_chart
+from mibench.report.reliability import reliability_tables
 from mibench.resources import data_dir
 from mibench.store import STORE_NAME, Store
 
@@ -370,7 +371,7 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0) -> Pa
             _write(report_dir / model_page(model), page)
         index = env.get_template("index.html").render(
             **common, empty=agg.empty, summary=_summary(store, agg), sections=_sections(agg, ref),
-            objective=_objective(agg), reference=ref)
+            objective=_objective(agg), reliability=reliability_tables(store), reference=ref)
     finally:
         store.close()
     _write(report_dir / "leaderboard.csv", leaderboard(agg).to_csv(index=False))
