@@ -38,6 +38,7 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="tiny (local random wei
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON document on stdout.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N jobs/videos.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
+ShardOpt = Annotated[str | None, typer.Option("--shard", help="Only shard I of N (I/N, 0-based) of the jobs.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="torch device, e.g. cpu or cuda.")]
 
 
@@ -78,6 +79,7 @@ def generate(
     fuse_lora: Annotated[bool, typer.Option("--fuse-lora", help="Merge the LoRA into the weights.")] = False,
     device: DeviceOpt = "cpu",
     limit: LimitOpt = None,
+    shard: ShardOpt = None,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
@@ -104,7 +106,7 @@ def generate(
     if not model:
         raise ConfigError("no model given", "pass --model NAME (see `mibench list`) or --videos DIR --name NAME")
     _check_preset(preset)
-    from mibench.bench.jobs import expand
+    from mibench.bench.jobs import expand, select_shard
     from mibench.bench.music import resolve_music
     from mibench.generators.base import build_generator
     from mibench.progress import progress_bar
@@ -114,11 +116,12 @@ def generate(
              "fuse_lora": fuse_lora or None}
     generator = build_generator(model, preset, weights=weights, device=device, options={"num_frames": frames, **speed})
     tracks = resolve_music(aist_music, music)
-    jobs = expand(suite, model, tracks, seeds=[seed + i for i in range(seeds)], num_frames=generator.num_frames,
-                  tempo=tempo, limit=limit)
+    jobs = select_shard(expand(suite, model, tracks, seeds=[seed + i for i in range(seeds)],
+                               num_frames=generator.num_frames, tempo=tempo, limit=limit), shard)
     store = Store.open(folder)
     options = {"model": model, "preset": preset, "suite": suite, "seed": seed, "seeds": seeds, "tempo": tempo,
-               "limit": limit, "weights": weights, "device": device, "num_frames": generator.num_frames, **speed}
+               "limit": limit, "shard": shard, "weights": weights, "device": device,
+               "num_frames": generator.num_frames, **speed}
     with session(store, "generate", options), progress_bar(err, f"generate {model}", len(jobs)) as bar:
         summary = generate_jobs(folder, store, generator, jobs, advance=bar.advance, log=err.print)
     err.print(f"{model}: {summary.done} generated, {summary.skipped} already done, {len(summary.failed)} failed "

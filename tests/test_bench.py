@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mibench.bench import aist
-from mibench.bench.jobs import Job, Music, expand, music_from_folder, slug
+from mibench.bench.jobs import Job, Music, expand, music_from_folder, select_shard, slug
 from mibench.bench.music import resolve_music
 from mibench.bench.prompts import load_prompt_set, load_question_set
 from mibench.errors import ConfigError, MediaError
@@ -170,3 +170,14 @@ def test_ci_runs_the_readmes_test_command():
     command = test_line.split("pip install torch==2.13.0 && ", 1)[1]
     assert command in ci
     assert "pip install -q torch==2.13.0" in ci
+
+
+def test_shards_split_jobs_without_overlap():
+    music = [Music(id=m, path=f"/m/{m}.wav") for m in aist.TEST_MUSIC_IDS]
+    jobs = expand("paper", "m", music, seeds=[0], num_frames=16)
+    shards = [select_shard(jobs, f"{i}/3") for i in range(3)]
+    assert sorted(j.job_id for s in shards for j in s) == sorted(j.job_id for j in jobs)
+    assert [len(s) for s in shards] == [34, 33, 33] and select_shard(jobs, None) == jobs
+    for bad in ("3/3", "1", "a/b", "-1/2"):
+        with pytest.raises(ConfigError, match="bad shard"):
+            select_shard(jobs, bad)

@@ -123,9 +123,16 @@ def expand(
     return jobs[:limit] if limit is not None else jobs
 
 
-def job_from_row(row: dict) -> Job:
-    fields = Job.__dataclass_fields__
-    return Job(**{k: row[k] for k in fields if k in row})
+def select_shard(jobs: list[Job], shard: str | None) -> list[Job]:
+    """Jobs i, i+n, i+2n, ... for shard "i/n" (0-based): n processes or batch-scheduler tasks split a run
+    without overlap and write to one store."""
+    if shard is None:
+        return jobs
+    match = re.fullmatch(r"(\d+)/(\d+)", shard.strip())
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        raise ConfigError(f"bad shard {shard!r}", "use I/N with 0 <= I < N, e.g. --shard 0/4")
+    index, count = int(match.group(1)), int(match.group(2))
+    return jobs[index::count]
 
 
 _BPM_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*bpm", re.IGNORECASE)
