@@ -308,7 +308,7 @@ def bench_judge(
     as_json: JsonOpt = False,
 ) -> None:
     """Seconds per scored video: naive per-question path vs cached path, same weights."""
-    from mibench.benchmarks import bench_judge as run
+    from mibench.judges.videollama2.bench import bench_judge as run
 
     _print_bench(run(checkpoint=checkpoint, siglip=siglip, video=video, max_new_tokens=max_new_tokens,
                      repeats=repeats), as_json)

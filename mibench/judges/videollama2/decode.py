@@ -47,6 +47,15 @@ class KVSession:
     def feed_ids(self, ids: list[int]) -> torch.Tensor:
         return self.feed(self.model.embed(ids).unsqueeze(0))
 
+    @torch.no_grad()
+    def feed_masked(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                    keep: torch.Tensor) -> torch.Tensor:
+        """Run embeddings [1, n, D] at explicit positions [n] under a boolean mask [n, cached + n]
+        (True = may attend); the float32 logits [len(keep), vocab] of the fed indices `keep`."""
+        out = self.model.llm(inputs_embeds=embeds, attention_mask=mask[None, None], position_ids=positions[None],
+                             past_key_values=self.cache, use_cache=True, logits_to_keep=keep)
+        return out.logits[0].float()
+
     def crop(self, length: int) -> None:
         """Forget every position from `length` on (the kept prefix tensors are not modified)."""
         if self.length > length:
@@ -103,6 +112,56 @@ def greedy(session: KVSession, first_logits: torch.Tensor, rules: StopRules, pro
             return Generation(ids, steps)
         logits = session.feed_ids(ids[-1:])
         steps.append(logits)
+
+
+class PackedPrompts:
+    """Prompts that continue one shared cached prefix, fed together as one packed sequence.
+
+    Every fed token belongs to one prompt (`owner`) and has that prompt's position (the prefix
+    length plus its index in the prompt's own continuation). It may attend to the whole prefix and
+    to the earlier tokens of its own prompt, never to another prompt's, so each prompt computes what
+    it would alone, up to float rounding (other matrix shapes). Crop the session back to `start`
+    when done.
+    """
+
+    def __init__(self, session: KVSession):
+        self.session, self.start = session, session.length
+        device = session.model.device
+        self.owners = torch.full((self.start,), -1, dtype=torch.long, device=device)
+        self.positions = torch.arange(self.start, device=device)
+
+    def feed(self, embeds: list[torch.Tensor], owners: list[int], positions: list[int]) -> torch.Tensor:
+        """Append each prompt's next embeddings [n_i, D] (prompt `owners[i]`, first position
+        `positions[i]`); the logits [len(embeds), vocab] of each one's last fed token."""
+        device = self.owners.device
+        owner = torch.cat([torch.full((len(e),), o) for e, o in zip(embeds, owners, strict=True)]).to(device)
+        position = torch.cat([p + torch.arange(len(e)) for e, p in zip(embeds, positions, strict=True)]).to(device)
+        last = torch.tensor([len(e) for e in embeds]).cumsum(0).to(device) - 1
+        self.owners, self.positions = torch.cat([self.owners, owner]), torch.cat([self.positions, position])
+        mask = (self.owners == -1) | ((self.owners == owner[:, None]) & (self.positions <= position[:, None]))
+        return self.session.feed_masked(torch.cat(embeds).unsqueeze(0), mask, position, last)
+
+
+def greedy_packed(session: KVSession, suffixes: list[torch.Tensor], rules: StopRules, prompt_lens: list[int],
+                  max_new_tokens: int) -> list[list[int]]:
+    """`greedy` for several prompts after the session's cached prefix, decoded together.
+
+    The suffix embeddings [n_i, D] are packed into one prefill, then every step feeds the next token
+    of each unfinished prompt at once, so a step reads the weights once for all prompts. Greedy
+    choices, penalty and stop rules are per prompt as in `greedy`. Extends the session.
+    """
+    packed = PackedPrompts(session)
+    logits = packed.feed(suffixes, list(range(len(suffixes))), [packed.start] * len(suffixes))
+    ids: list[list[int]] = [[] for _ in suffixes]
+    active = list(range(len(suffixes)))
+    while True:
+        for row, i in enumerate(active):
+            ids[i].append(int(torch.argmax(penalised(logits[row], ids[i], rules.repetition_penalty))))
+        active = [i for i in active if len(ids[i]) < max_new_tokens and not rules.stops(ids[i], prompt_lens[i])]
+        if not active:
+            return ids
+        embeds = [session.model.embed(ids[i][-1:]) for i in active]
+        logits = packed.feed(embeds, active, [packed.start + len(suffixes[i]) + len(ids[i]) - 1 for i in active])
 
 
 def answer_tokens(encode: Callable[[str], list[int]], low: int = 0, high: int = 10) -> dict[str, list[int]]:

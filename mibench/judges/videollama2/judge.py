@@ -2,9 +2,12 @@
 
 Cached path (default): the prompt prefix (system turn, user header, video then audio tokens) is
 prefilled once per encoded video and its KV cache kept on the EncodedVideo; each question runs
-only its own suffix and decode steps, then the cache is cropped back to the prefix. Naive path
-(`cached=False`): one full prefill per question, as the official script does. Both give the same
-greedy answers (logits agree to float noise).
+only its own suffix and decode steps, then the cache is cropped back to the prefix. In greedy mode
+the questions of one `ask` call share those steps: their suffixes are packed into one prefill and
+each decode step feeds the next token of every unfinished question (`decode.greedy_packed`), so
+the weights are read once per step rather than once per question. Naive path (`cached=False`):
+one full prefill per question, as the official script does. Both give the same greedy answers
+(logits agree to float noise).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from mibench.judges.videollama2.decode import (
     answer_distribution,
     answer_tokens,
     greedy,
+    greedy_packed,
 )
 from mibench.judges.videollama2.load import Settings, load_judge
 from mibench.judges.videollama2.model import VideoLLaMA2AV
@@ -148,6 +152,8 @@ class VideoLLaMA2Judge:
             raise ConfigError(f"unknown judge mode {mode!r}", f"use one of {', '.join(MODES)}")
         if max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if cached and mode == "greedy":
+            return self._ask_packed(encoded, questions, max_new_tokens)
         answers = []
         for question in questions:
             prefill = self.prefill(encoded, question, cached=cached)
@@ -166,14 +172,35 @@ class VideoLLaMA2Judge:
         if not cached:
             session = KVSession(self.model)
             return Prefill(session, session.feed(self.model.splice(before, encoded.tokens, after)), prompt_len)
+        session = self._shared_prefix(encoded, before)
+        restore = session.length
+        return Prefill(session, session.feed(self.model.embed(after).unsqueeze(0)), prompt_len, restore)
+
+    def _shared_prefix(self, encoded: EncodedVideo, before: list[int]) -> KVSession:
+        """The session holding `before` + the multimodal tokens, built on first use and cropped back
+        to them (in case an interrupted call left positions behind)."""
         if encoded.prefix is None or encoded.prefix_ids != before:
             encoded.prefix = KVSession(self.model)
             encoded.prefix.feed(torch.cat([self.model.embed(before), encoded.tokens]).unsqueeze(0))
             encoded.prefix_ids = before
-        restore = len(before) + len(encoded.tokens)
-        encoded.prefix.crop(restore)  # in case an interrupted call left positions behind
-        logits = encoded.prefix.feed(self.model.embed(after).unsqueeze(0))
-        return Prefill(encoded.prefix, logits, prompt_len, restore)
+        encoded.prefix.crop(len(before) + len(encoded.tokens))
+        return encoded.prefix
+
+    def _ask_packed(self, encoded: EncodedVideo, questions: list[str], max_new_tokens: int) -> list[Answer]:
+        """Greedy answers of the cached path, all questions decoded together (see the module docstring)."""
+        if not questions:
+            return []
+        chunks = [prompt_chunks(self.tokenizer, q) for q in questions]
+        before = chunks[0][0]
+        assert all(b == before for b, _ in chunks), "the chat template put question text before <video>"
+        session = self._shared_prefix(encoded, before)
+        restore = session.length
+        try:
+            ids = greedy_packed(session, [self.model.embed(after) for _, after in chunks], self.rules,
+                                [len(before) + 1 + len(after) for _, after in chunks], max_new_tokens)
+        finally:
+            session.crop(restore)
+        return [Answer(text=self.rules.decode(i).strip(), token_ids=i) for i in ids]
 
     def _answer(self, prefill: Prefill, mode: str, max_new_tokens: int) -> Answer:
         answer = Answer(text="", token_ids=[])

@@ -27,6 +27,7 @@ import torch
 from safetensors import safe_open
 from transformers import PreTrainedTokenizerBase, Qwen2Config, Qwen2Tokenizer, SiglipVisionConfig
 
+from mibench import weights
 from mibench.errors import WeightsError
 from mibench.judges.videollama2.beats import BEATsConfig, convert_checkpoint
 from mibench.judges.videollama2.model import ModelConfig, VideoLLaMA2AV
@@ -54,19 +55,11 @@ class Settings:
 
 
 def resolve(name: str | Path, what: str) -> Path:
-    """A local folder, or a Hugging Face repo id fetched (json, safetensors, tokenizer files only)."""
+    """A local folder, or a Hugging Face repo id (json, safetensors and tokenizer files only)."""
     path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists() or str(name).startswith((".", "/", "~")) or str(name).count("/") != 1:
+    if path.exists() and not path.is_dir():
         raise WeightsError(f"{what} {name} is not a folder", "pass a checkpoint folder or a Hugging Face id")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(name), allow_patterns=_DOWNLOAD_PATTERNS))
-    except Exception as exc:
-        raise WeightsError(f"cannot fetch {what} {name} from Hugging Face: {type(exc).__name__}",
-                           "download it once with network access or pass a local folder") from exc
+    return weights.resolve(name, what=what, patterns=_DOWNLOAD_PATTERNS)
 
 
 def read_json(path: Path) -> dict:
