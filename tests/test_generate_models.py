@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from mibench.generators.musicinfuser import TINY_AUDIO_LAYERS, TINY_LORA, DancePipeline, save_adapter
-from mibench.generators.musicinfuser.tiny import tiny_parts
+from mibench.generators.musicinfuser.tiny import write_tiny_weights
 from mibench.media.audio import load_audio
 from mibench.media.video import probe, read_frames
 from mibench.store import Store
@@ -38,17 +37,7 @@ def test_tiny_presets_write_playable_videos_with_music(model, fps, frames, tmp_p
 
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory) -> Path:
-    """The tiny MusicInfuser written in the `--weights DIR` layout, with its audio layers in config.json."""
-    root = tmp_path_factory.mktemp("weights")
-    infuser = DancePipeline.tiny(with_adapter=True, seed=0)
-    parts = tiny_parts(with_adapter=False, seed=0)
-    for name in ("transformer", "vae", "text_encoder", "tokenizer"):
-        getattr(parts, name).save_pretrained(root / name)
-    save_adapter(infuser.mochi.transformer, root / "musicinfuser.safetensors", TINY_LORA)
-    infuser.music.model.save_pretrained(root / "wav2vec2")
-    infuser.music.extractor.save_pretrained(root / "wav2vec2")
-    (root / "config.json").write_text(json.dumps({"audio": {"audio_cross_attn_layers": list(TINY_AUDIO_LAYERS)}}))
-    return root
+    return write_tiny_weights(tmp_path_factory.mktemp("weights"))
 
 
 def test_own_weights_folder(weights_dir, tmp_path, music_dir, capsys, monkeypatch):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mibench.errors import ConfigError, MediaError, WeightsError
-from mibench.generators.musicinfuser import TINY_AUDIO_LAYERS, TINY_LORA, DancePipeline, save_adapter
-from mibench.generators.musicinfuser.tiny import tiny_parts
+from mibench.generators.musicinfuser import TINY_AUDIO_LAYERS, DancePipeline
+from mibench.generators.musicinfuser.tiny import write_tiny_weights
 
 PROMPT = "a professional female dancer dancing k-pop in a studio"
 SIZE = dict(num_frames=7, height=16, width=32, steps=3)
@@ -90,16 +90,9 @@ def test_progress_and_timings(infuser):
 
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory, infuser):
+def weights_dir(tmp_path_factory):
     """The tiny preset written in the `--weights DIR` layout (diffusers parts + official adapter + wav2vec2)."""
-    root = tmp_path_factory.mktemp("tiny-weights")
-    parts = tiny_parts(with_adapter=False, seed=0)
-    for name in ("transformer", "vae", "text_encoder", "tokenizer"):
-        getattr(parts, name).save_pretrained(root / name)
-    save_adapter(infuser.mochi.transformer, root / "musicinfuser.safetensors", TINY_LORA)
-    infuser.music.model.save_pretrained(root / "wav2vec2")
-    infuser.music.extractor.save_pretrained(root / "wav2vec2")
-    return root
+    return write_tiny_weights(tmp_path_factory.mktemp("tiny-weights"))
 
 
 def load(root, **options):

@@ -11,7 +11,9 @@ width 32. Frames must be at least 16x16 pixels.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLMochi, MochiTransformer3DModel
@@ -25,7 +27,7 @@ from transformers import (
     Wav2Vec2Model,
 )
 
-from .adapter import LoraSpec, expected_shapes, load_adapter
+from .adapter import LoraSpec, expected_shapes, load_adapter, save_adapter
 from .features import MusicEncoder
 from .zica import Zica, attach_zica
 
@@ -88,3 +90,19 @@ def tiny_parts(*, with_adapter: bool = True, seed: int = 0) -> TinyParts:
             zica = attach_zica(transformer, TINY_AUDIO_LAYERS, feat_dim=music.feature_dim, device="meta")
             load_adapter(transformer, tiny_adapter_tensors(transformer, TINY_LORA), TINY_LORA, what="tiny adapter")
     return TinyParts(transformer.eval(), vae.eval(), text_encoder.eval(), tiny_tokenizer(), music, zica)
+
+
+def write_tiny_weights(root: Path, seed: int = 0) -> Path:
+    """The tiny preset in the `--weights DIR` layout: diffusers `transformer/`, `vae/`, `text_encoder/`,
+    `tokenizer/`, the official-layout `musicinfuser.safetensors`, `wav2vec2/` and a `config.json` naming
+    the audio layers. `DancePipeline.from_weights` loads it back to the tiny preset exactly."""
+    root = Path(root)
+    base = tiny_parts(with_adapter=False, seed=seed)
+    for name in ("transformer", "vae", "text_encoder", "tokenizer"):
+        getattr(base, name).save_pretrained(root / name)
+    infuser = tiny_parts(with_adapter=True, seed=seed)
+    save_adapter(infuser.transformer, root / "musicinfuser.safetensors", TINY_LORA)
+    infuser.music.model.save_pretrained(root / "wav2vec2")
+    infuser.music.extractor.save_pretrained(root / "wav2vec2")
+    (root / "config.json").write_text(json.dumps({"audio": {"audio_cross_attn_layers": list(TINY_AUDIO_LAYERS)}}))
+    return root

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedTokenizerBase, Qwen2Config, Qwen2Tokenizer, SiglipVisionConfig
+from transformers import PreTrainedTokenizerBase, Qwen2Config, SiglipVisionConfig
 
 from mibench.bench.prompts import load_prompt_set, load_question_set
 from mibench.benchmarks import peak_memory_mib
@@ -44,7 +44,7 @@ from mibench.judges.videollama2.export import save_official
 from mibench.judges.videollama2.judge import Answer, VideoLLaMA2Judge
 from mibench.judges.videollama2.load import Settings
 from mibench.judges.videollama2.model import ModelConfig, VideoLLaMA2AV
-from mibench.judges.videollama2.tiny import TOKENIZER_DIR
+from mibench.judges.videollama2.tiny import build_random
 from mibench.media.synth import dancer_video, drum_track
 from mibench.media.video import write_mp4
 
@@ -73,17 +73,7 @@ def bench_config() -> ModelConfig:
 
 def build_bench(seed: int = 0) -> tuple[VideoLLaMA2AV, PreTrainedTokenizerBase, Settings]:
     """The bench preset with seeded random weights and the tiny preset's tokenizer (float32, CPU)."""
-    tokenizer = Qwen2Tokenizer.from_pretrained(TOKENIZER_DIR)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = VideoLLaMA2AV(bench_config())
-    model.llm.lm_head.weight[len(tokenizer):] = 0.0
-    settings = Settings(
-        num_frames=16, image_size=(384, 384), image_mean=[0.5] * 3, image_std=[0.5] * 3, rescale=1 / 255,
-        eos_ids=frozenset({tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id}),
-        repetition_penalty=1.05,
-    )
-    return model, tokenizer, settings
+    return build_random(bench_config(), num_frames=16, image_size=384, seed=seed)
 
 
 def paper_questions() -> list[tuple[str, str]]:

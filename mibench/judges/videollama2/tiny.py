@@ -35,16 +35,23 @@ def tiny_config() -> ModelConfig:
     return ModelConfig(llm, vision, beats, "mlp2x_gelu")
 
 
-def build_tiny(seed: int = 0) -> tuple[VideoLLaMA2AV, PreTrainedTokenizerBase, Settings]:
-    """Model (float32, CPU), tokenizer and settings; the same seed gives the same weights."""
+def build_random(config: ModelConfig, *, num_frames: int, image_size: int, seed: int = 0,
+                 ) -> tuple[VideoLLaMA2AV, PreTrainedTokenizerBase, Settings]:
+    """A model of `config` with seeded random weights (float32, CPU), the tiny tokenizer and settings for
+    `num_frames` frames of `image_size` px; the same seed gives the same weights."""
     tokenizer = Qwen2Tokenizer.from_pretrained(TOKENIZER_DIR)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = VideoLLaMA2AV(tiny_config())
+        model = VideoLLaMA2AV(config)
     model.llm.lm_head.weight[len(tokenizer):] = 0.0
     settings = Settings(
-        num_frames=4, image_size=(32, 32), image_mean=[0.5] * 3, image_std=[0.5] * 3, rescale=1 / 255,
+        num_frames=num_frames, image_size=(image_size, image_size), image_mean=[0.5] * 3, image_std=[0.5] * 3,
+        rescale=1 / 255, repetition_penalty=1.05,
         eos_ids=frozenset({tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id}),
-        repetition_penalty=1.05,
     )
     return model, tokenizer, settings
+
+
+def build_tiny(seed: int = 0) -> tuple[VideoLLaMA2AV, PreTrainedTokenizerBase, Settings]:
+    """Model (float32, CPU), tokenizer and settings; the same seed gives the same weights."""
+    return build_random(tiny_config(), num_frames=4, image_size=32, seed=seed)
