@@ -12,6 +12,7 @@ Weights: the `tiny` preset without `--weights` builds seeded random models local
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from pathlib import Path
 
 from mibench.bench.jobs import Job
@@ -24,23 +25,15 @@ CHECKPOINTS = {"base": "AIST++", "sr": "AIST++_SR"}
 
 
 class MMDiffusionGenerator(Generator):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pipeline: MMDiffusionPipeline | None = None
-
     def prepare(self) -> None:
         _ = self.pipeline
 
-    @property
+    @cached_property
     def pipeline(self) -> MMDiffusionPipeline:
-        if self._pipeline is None:
-            if self.preset == "tiny" and self.weights is None:
-                self._pipeline = MMDiffusionPipeline.tiny(seed=0)
-            else:
-                sr = self._checkpoint("sr") if self.settings.get("super_resolve", True) else None
-                self._pipeline = MMDiffusionPipeline.from_checkpoints(self._checkpoint("base"), sr,
-                                                                      device=self.device)
-        return self._pipeline
+        if self.preset == "tiny" and self.weights is None:
+            return MMDiffusionPipeline.tiny(seed=0)
+        sr = self._checkpoint("sr") if self.settings.get("super_resolve", True) else None
+        return MMDiffusionPipeline.from_checkpoints(self._checkpoint("base"), sr, device=self.device)
 
     def _checkpoint(self, part: str) -> Path:
         if self.weights is None:

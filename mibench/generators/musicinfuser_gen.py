@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -44,18 +45,12 @@ class MusicInfuserGenerator(Generator):
         dtype = self.settings.get("dtype", "fp32")
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}", f"choose one of: {', '.join(DTYPES)}")
-        self._pipeline: DancePipeline | None = None
 
     def prepare(self) -> None:
         _ = self.pipeline
 
-    @property
+    @cached_property
     def pipeline(self) -> DancePipeline:
-        if self._pipeline is None:
-            self._pipeline = self._load()
-        return self._pipeline
-
-    def _load(self) -> DancePipeline:
         if self.preset == "tiny" and self.weights is None:
             return DancePipeline.tiny(with_adapter=self.listens, seed=0)
         root = Path(self.weights) if self.weights is not None else None

@@ -82,19 +82,20 @@ def cast_convs_(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return model
 
 
+def _loaded(model: nn.Module, path: str | Path, device: str | torch.device, dtype: torch.dtype) -> nn.Module:
+    load_strict(model, read_state_dict(path), source=f"checkpoint {path}")
+    return cast_convs_(model.to(device), dtype).eval().requires_grad_(False)
+
+
 def load_mmd(
     path: str | Path, config: MMDConfig, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> MultimodalUNet:
     """The coupled U-Net of `config` with the weights in `path`, in eval mode, without gradients."""
-    model = MultimodalUNet(config)
-    load_strict(model, read_state_dict(path), source=f"checkpoint {path}")
-    return cast_convs_(model.to(device), dtype).eval().requires_grad_(False)
+    return _loaded(MultimodalUNet(config), path, device, dtype)
 
 
 def load_sr(
     path: str | Path, config: SRConfig, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> SuperResUNet:
     """The upsampler of `config` with the weights in `path`, in eval mode, without gradients."""
-    model = SuperResUNet(config)
-    load_strict(model, read_state_dict(path), source=f"checkpoint {path}")
-    return cast_convs_(model.to(device), dtype).eval().requires_grad_(False)
+    return _loaded(SuperResUNet(config), path, device, dtype)
