@@ -177,3 +177,27 @@ def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="no results store"):
         render_report(tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
+
+
+def test_expected_mode_answers_show_their_spread(tmp_path):
+    import json
+
+    from mibench.bench.jobs import Job
+    from mibench.report import render_report
+    from mibench.report.render import distribution_sd, model_page
+    from mibench.store import Store
+
+    store = Store.open(tmp_path)
+    job = Job(model="m", suite="aist", music_id="t", music_path=None, prompt_id="b", prompt="p", seed=0,
+              num_frames=16)
+    store.add_jobs([job])
+    store.record_video(job.job_id, tmp_path / "v.mp4")
+    dist = {str(k): 0.0 for k in range(11)} | {"4": 0.5, "8": 0.5}
+    store.record_answers([{"job_id": job.job_id, "judge": "j", "question_set": "paper",
+                           "question_id": "imaging_quality", "mode": "expected", "run_index": 0,
+                           "question": "q", "raw": "6", "score": 6.0,
+                           "distribution": dist, "options": {}}])
+    store.close()
+    assert distribution_sd(json.dumps(dist)) == 2.0 and distribution_sd(None) is None
+    page = (render_report(tmp_path).parent / model_page("m")).read_text()
+    assert "± 2.00" in page

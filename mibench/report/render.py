@@ -284,7 +284,8 @@ def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir:
     for a in sorted(store.answers(), key=lambda a: (a["judge"], a["mode"], order.get(a["question_id"], 99),
                                                      a["run_index"])):
         group = answers.setdefault(a["job_id"], {}).setdefault((a["judge"], a["mode"]), [])
-        group.append({**a, "label": labels.get(a["question_id"], a["question_id"])})
+        group.append({**a, "label": labels.get(a["question_id"], a["question_id"]),
+                      "spread": distribution_sd(a["distribution"])})
     metrics: dict[str, list[dict]] = {}
     for m in store.metrics():
         metrics.setdefault(m["job_id"], []).append(m)
@@ -299,6 +300,15 @@ def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir:
                                  for (judge, mode), rows in answers.get(job["job_id"], {}).items()],
                     "metrics": metrics.get(job["job_id"], [])})
     return out
+
+
+def distribution_sd(distribution: str | None) -> float | None:
+    """The standard deviation of an expected-mode answer's score distribution (JSON {"0": p, ...})."""
+    if not distribution:
+        return None
+    probs = {float(k): float(p) for k, p in json.loads(distribution).items()}
+    mean = sum(k * p for k, p in probs.items())
+    return math.sqrt(sum(p * (k - mean) ** 2 for k, p in probs.items()))
 
 
 def _model_scores(agg: Aggregate, model: str) -> list[dict]:
