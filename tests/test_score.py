@@ -58,3 +58,24 @@ def test_score_rejects_bad_options(tmp_path, music_dir, capsys, monkeypatch):
                           (["--questions", "nope"], "unknown question set 'nope'")):
         code, _, err = run_cli(["score", "--preset", "tiny", "--run-dir", run_dir, *extra], capsys, monkeypatch)
         assert code == 2 and needle in err and "Traceback" not in err, (extra, err)
+
+
+def test_silent_videos_need_modal_video(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from mibench.media.video import write_mp4
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    frames = (np.arange(24 * 32 * 32 * 3) % 251).astype(np.uint8).reshape(24, 32, 32, 3)
+    write_mp4(folder / "mute.mp4", frames, 12)
+    run_dir = str(tmp_path / "run")
+    run_cli(["generate", "--videos", str(folder), "--name", "mine", "--run-dir", run_dir], capsys, monkeypatch)
+    score = ["score", "--preset", "tiny", "--max-new-tokens", "2", "--run-dir", run_dir, "--json"]
+    code, out, err = run_cli(score, capsys, monkeypatch)
+    result = json.loads(out)
+    assert code == 0 and result["done"] == 0 and len(result["failed"]) == 1 and "no audio" in err
+    code, out, _ = run_cli(score + ["--modal", "video"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["done"] == 1
+    answers = Store.open(run_dir).answers()
+    assert len(answers) == 8 and {json.loads(a["options"])["modal"] for a in answers} == {"video"}
