@@ -62,3 +62,10 @@ def test_own_weights_folder(weights_dir, tmp_path, music_dir, capsys, monkeypatc
     code, _, err = run_cli(args + ["--run-dir", str(tmp_path / "c")], capsys, monkeypatch)
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "musicinfuser.safetensors" in lines[0], err
+
+
+def test_frame_count_mochi_cannot_make_is_one_line(tmp_path, music_dir, capsys, monkeypatch):
+    code, _, err = run_cli(["generate", "--model", "musicinfuser", "--preset", "tiny", "--frames", "12", "--music",
+                            str(music_dir), "--run-dir", str(tmp_path / "run")], capsys, monkeypatch)
+    assert code == 2 and err.strip().startswith("error: num_frames 12 is not 6k+1")
+    assert len(err.strip().splitlines()) == 1

@@ -28,6 +28,7 @@ from mibench.bench.jobs import Job
 from mibench.errors import ConfigError
 from mibench.generators.base import Generator, job_music
 from mibench.generators.musicinfuser import OFFICIAL_AUDIO_LAYERS, DancePipeline
+from mibench.generators.musicinfuser.pipeline import check_size
 from mibench.media.video import write_mp4
 from mibench.weights import resolve
 
@@ -45,6 +46,8 @@ class MusicInfuserGenerator(Generator):
         dtype = self.settings.get("dtype", "fp32")
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}", f"choose one of: {', '.join(DTYPES)}")
+        check_size(self.num_frames, int(self.settings["height"]), int(self.settings["width"]),
+                   int(self.settings["steps"]))
 
     def prepare(self) -> None:
         _ = self.pipeline

@@ -141,7 +141,7 @@ class DancePipeline:
                  steps: int = 64, guidance_scale: float = 6.0, seed: int = 0,
                  callback: Callable[[int, int], None] | None = None, batch_cfg: bool = False) -> np.ndarray:
         """uint8 frames (num_frames, height, width, 3) of a dance video; same inputs + seed -> same frames."""
-        _check_size(num_frames, height, width, steps)
+        check_size(num_frames, height, width, steps)
         if self.music is not None and audio_16k is None:
             raise ConfigError("MusicInfuser needs music to generate a video", "pass a music file")
         timings = Timings()
@@ -187,7 +187,7 @@ class _Clock:
         return elapsed
 
 
-def _check_size(num_frames: int, height: int, width: int, steps: int) -> None:
+def check_size(num_frames: int, height: int, width: int, steps: int) -> None:
     step = VAE_SPATIAL * 2  # VAE downsampling x patch size
     if num_frames < 1 or (num_frames - 1) % VAE_TEMPORAL:
         raise ConfigError(f"num_frames {num_frames} is not 6k+1", "use e.g. 73 or 145 frames")
