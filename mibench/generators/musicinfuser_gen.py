@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from functools import cached_property
 from pathlib import Path
 
@@ -33,8 +32,7 @@ from mibench.media.video import write_mp4
 from mibench.weights import resolve
 
 ADAPTER_FILE = "musicinfuser.safetensors"
-# diffusers' Mochi RoPE asks for float32 autocast, which CPU autocast ignores (harmlessly) with a warning.
-warnings.filterwarnings("ignore", message="In CPU autocast, but the target dtype is not supported")
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 

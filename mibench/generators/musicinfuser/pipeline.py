@@ -18,6 +18,7 @@ decoding; `callback(step, total)` runs after every step.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,9 +163,12 @@ class DancePipeline:
                 clock.lap()  # the callback's own time counts in no step
 
         clock.lap()
-        latents = denoise(self.mochi.transformer, self.mochi.scheduler, noise, cond, TextCondition.empty_like(cond),
-                          steps=steps, guidance_scale=guidance_scale, audio_feat=audio, batch_cfg=batch_cfg,
-                          callback=on_step)
+        with warnings.catch_warnings():
+            # diffusers' Mochi RoPE asks for float32 autocast, which CPU autocast ignores (harmlessly), warning.
+            warnings.filterwarnings("ignore", message="In CPU autocast, but the target dtype is not supported")
+            latents = denoise(self.mochi.transformer, self.mochi.scheduler, noise, cond,
+                              TextCondition.empty_like(cond), steps=steps, guidance_scale=guidance_scale,
+                              audio_feat=audio, batch_cfg=batch_cfg, callback=on_step)
         frames = self.decode(latents)
         timings.decode_s = clock.lap()
         self.mochi.maybe_free_model_hooks()
