@@ -86,3 +86,19 @@ def test_tempo_helpers():
     bpm, peak = periodicity_bpm(np.abs(np.sin(np.pi * t * 135 / 60)), 30.0)
     assert bpm == pytest.approx(135.0, rel=0.01) and peak > 0.5
     assert periodicity_bpm(np.ones(100), 30.0) == (None, None)
+
+
+@pytest.mark.parametrize("kind", ["drums", "noise", "tone", "short"])
+def test_fast_percussive_equals_librosa_bit_for_bit(kind):
+    import librosa
+
+    from mibench.media.synth import drum_track
+    from mibench.metrics.music_beats import percussive
+
+    y = {"drums": lambda: drum_track(120, 6.0, sr=15360),
+         "noise": lambda: np.random.default_rng(0).standard_normal(15360 * 3).astype(np.float32),
+         "tone": lambda: (0.3 * np.sin(np.arange(15360 * 2) * 0.05)).astype(np.float32),
+         "short": lambda: np.random.default_rng(1).standard_normal(3000).astype(np.float32)}[kind]()
+    expected = librosa.effects.percussive(y)
+    assert percussive(y).dtype == expected.dtype
+    np.testing.assert_array_equal(percussive(y), expected)

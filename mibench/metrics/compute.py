@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mibench.errors import ConfigError, MediaError
 from mibench.generation import StageSummary
@@ -167,7 +168,9 @@ def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float 
     recipes = {VARIANTS[v].music_recipe for v in variants} | {"onset"}
     # Music beats (librosa; scipy's median filters release the GIL) are tracked in a second thread
     # while this one decodes the video: the two halves take similar time.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # BLAS (librosa's mel filterbank products) runs single-threaded: its idle threads spin on the two cores
+    # that the decoder and the music thread need.
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=1) as pool:
         music_job = pool.submit(_load_beats, video, Path(music) if music is not None else None, rate, bpm,
                                 onset_lag_frames, recipes, music_cache)
         motion = motion_signal(video, rate, method=method, height=height)
