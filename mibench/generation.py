@@ -53,11 +53,11 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
     store.add_jobs(jobs)
     done = {v["job_id"]: v["path"] for v in store.videos(generator.name)}
     summary = StageSummary()
-    todo = [job for job in jobs if not (job.job_id in done and Path(done[job.job_id]).is_file())]
+    todo = {job.job_id for job in jobs if not (job.job_id in done and Path(done[job.job_id]).is_file())}
     if todo:
         generator.prepare()
     for job in jobs:
-        if job not in todo:
+        if job.job_id not in todo:
             summary.skipped += 1
             advance()
             continue
