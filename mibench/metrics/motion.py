@@ -103,7 +103,7 @@ def downscaled(luma: np.ndarray, height: int) -> np.ndarray:
 def _change(prev: np.ndarray, cur: np.ndarray, method: str) -> float:
     """Motion between two luma frames: mean |dY| (full scale) or mean flow magnitude (frame heights)."""
     if method == "diff":
-        return float(cv2.absdiff(prev, cur).mean()) / 255.0
+        return cv2.norm(prev, cur, cv2.NORM_L1) / (prev.size * 255.0)
     flow = cv2.calcOpticalFlowFarneback(prev, cur, None, **_FARNEBACK)
     return float(np.sqrt((flow**2).sum(axis=2)).mean()) / prev.shape[0]
 

@@ -46,15 +46,24 @@ LIBROSA_START_BPM = 120.0  # librosa's default prior: what "no prior" means
 HPSS_KERNEL = 31  # librosa.effects.percussive's default kernel_size, in STFT frames and bins
 
 
+def _median_rows(matrix: np.ndarray) -> np.ndarray:
+    """Running median of width `HPSS_KERNEL` along each row, with "reflect" edges (d c b a | a b c d),
+    in one scipy call: every row is padded with its own reflection, the rows are laid end to end and
+    filtered as one 1-D signal, and each window then sees only its own row."""
+    half = HPSS_KERNEL // 2
+    padded = np.pad(matrix, ((0, 0), (half, half)), mode="symmetric")
+    return median_filter(padded.ravel(), size=HPSS_KERNEL, mode="reflect").reshape(padded.shape)[:, half:-half]
+
+
 def percussive(y: np.ndarray) -> np.ndarray:
     """`librosa.effects.percussive(y)` (n_fft 2048, hop 512, kernel 31, power 2, margin 1), computed with
-    scipy's 1-D median filter row by row and column by column: librosa's 2-D filter with a (1, 31) or
+    scipy's 1-D median filter along the rows and then the columns: librosa's 2-D filter with a (1, 31) or
     (31, 1) footprint gives the same medians (both use "reflect" edges) but does not take scipy's fast
     1-D path."""
     stft = librosa.stft(y)
     magnitude, phase = librosa.magphase(stft)
-    harmonic = np.stack([median_filter(row, size=HPSS_KERNEL, mode="reflect") for row in magnitude])
-    percussive_part = np.stack([median_filter(col, size=HPSS_KERNEL, mode="reflect") for col in magnitude.T], axis=1)
+    harmonic = _median_rows(magnitude)
+    percussive_part = _median_rows(magnitude.T).T
     mask = librosa.util.softmask(percussive_part, harmonic, power=2.0, split_zeros=True)
     return librosa.istft((magnitude * mask) * phase, dtype=y.dtype, length=y.shape[-1])
 
