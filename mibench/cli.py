@@ -183,6 +183,8 @@ def score(
 def metrics(
     model: Annotated[list[str] | None, typer.Option("--model", help="Only these models.")] = None,
     limit: LimitOpt = None,
+    pose: Annotated[bool, typer.Option("--pose", help="Also the 2-D pose path (BAS, Dist_k; needs mediapipe, "
+                                       "see `mibench doctor`).")] = False,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
@@ -195,9 +197,10 @@ def metrics(
     store = _existing_store(run_dir_of(run, run_dir))
     models = model or store.models()
     total = len([v for m in models for v in store.videos(m)][:limit])
-    with session(store, "metrics", {"models": models, "limit": limit}), \
+    with session(store, "metrics", {"models": models, "limit": limit, "pose": pose}), \
             progress_bar(err, "metrics", total) as bar:
-        summary = compute_run_metrics(store, models=models, limit=limit, advance=bar.advance, log=err.print)
+        summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, advance=bar.advance,
+                                      log=err.print)
     err.print(f"metrics: {summary.done} videos measured, {summary.skipped} already measured, "
               f"{len(summary.failed)} unreadable")
     emit(as_json, summary.as_dict())
@@ -319,12 +322,13 @@ def bench_metrics(
     seconds: Annotated[float, typer.Option("--seconds", help="Length of the synthetic test video.")] = 20.0,
     video: Annotated[Path | None, typer.Option("--video", help="An mp4 with audio (default: synthetic).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
+    pose: Annotated[bool, typer.Option("--pose", help="Also the 2-D pose path (needs mediapipe).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Seconds of computation per minute of video (default: a synthetic 480x848 dancer)."""
     from mibench.benchmarks import bench_metrics as run
 
-    _print_bench(run(seconds=seconds, repeats=repeats, video=video), as_json)
+    _print_bench(run(seconds=seconds, repeats=repeats, video=video, pose=pose), as_json)
 
 
 def _print_bench(result: dict, as_json: bool) -> None:

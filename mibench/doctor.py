@@ -1,4 +1,5 @@
-"""`mibench doctor`: library versions, compute devices, and which model weights are found locally."""
+"""`mibench doctor`: library versions, compute devices, which model weights are found locally and
+whether the pose path of the metrics can run."""
 
 from __future__ import annotations
 
@@ -31,4 +32,7 @@ def weights_status() -> dict[str, str]:
 
 
 def diagnose() -> dict[str, dict[str, str]]:
-    return {"versions": versions(), "devices": devices(), "weights": weights_status()}
+    from mibench.metrics.pose import estimator_status
+
+    return {"versions": versions(), "devices": devices(), "weights": weights_status(),
+            "metrics": {"pose estimator": estimator_status()}}

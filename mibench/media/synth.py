@@ -1,4 +1,4 @@
-"""Synthetic media with known beats (numpy only, deterministic): a drum track and a stick-figure dancer.
+"""Synthetic media with known beats (numpy + OpenCV, deterministic): a drum track and a dancer video.
 
 They give metrics tests and `mibench demo` real signals whose answers are known:
 
@@ -10,17 +10,21 @@ They give metrics tests and `mibench demo` real signals whose answers are known:
   "on_beat": `x = t * bpm / 60 - phase_beats` (extremes on the music beats, shifted by `phase_beats`);
   "off_beat": `x` runs at `sqrt(2)` times the music tempo with a seeded, smoothly wobbling rate, so
   its extremes ignore the beat; "still": a fixed pose, identical frames.
+  `figure="stick"` draws capsules; `figure="person"` a cartoon person (face, shirt, trousers, shoes) that
+  2-D pose estimators such as mediapipe detect, moved by the same c(t).
 """
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from mibench.errors import ConfigError
 
 MODES = ("on_beat", "off_beat", "still")
+FIGURES = ("stick", "person")
 OFF_BEAT_TEMPO_RATIO = math.sqrt(2.0)
 _OFF_BEAT_WOBBLE = 0.3  # relative depth of the off-beat dancer's tempo modulation (< 1 keeps x increasing)
 _BASS_LINE_HZ = (55.0, 55.0, 65.41, 49.0)  # A1 A1 C2 G1, one note per beat of each bar
@@ -28,6 +32,18 @@ _PEAK = 0.9
 _BACKGROUND = (236, 234, 228)
 _BODY = (40, 70, 160)
 _HEAD = (205, 95, 60)
+# the "person" figure (RGB)
+_ROOM = (210, 205, 200)
+_SKIN = (225, 170, 140)
+_SKIN_SHADE = (185, 125, 100)
+_SHIRT = (200, 60, 60)
+_TROUSERS = (40, 60, 90)
+_HAIR = (60, 40, 30)
+_SHOE = (30, 28, 28)
+_EYE_WHITE = (245, 245, 245)
+_DARK = (35, 30, 30)
+_LIPS = (165, 55, 65)
+_SHIFT = 4  # OpenCV fixed-point bits: positions drawn to 1/16 px
 
 
 # ---------------------------------------------------------------- music
@@ -94,6 +110,11 @@ def drum_track(bpm: float, seconds: float, sr: int = 16000, seed: int = 0) -> np
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ConfigError(f"unknown dancer mode {mode!r}", f"use one of {', '.join(MODES)}")
+
+
+def _check_figure(figure: str) -> None:
+    if figure not in FIGURES:
+        raise ConfigError(f"unknown dancer figure {figure!r}", f"use one of {', '.join(FIGURES)}")
 
 
 def _beat_position(t: np.ndarray, bpm: float, mode: str, phase_beats: float, seed: int) -> np.ndarray:
@@ -186,6 +207,105 @@ def _render(c: float, height: int, width: int) -> np.ndarray:
     return canvas
 
 
+def _unit(angle: float) -> np.ndarray:
+    """Direction at `angle` rad from straight down, positive towards +x."""
+    return np.array([math.sin(angle), math.cos(angle)])
+
+
+def _person_pose(c: float) -> dict[str, np.ndarray | float]:
+    """The person's key points at pose scalar c, in units of min(H, W) from the frame centre (y down)."""
+    hip = np.array([0.06 * c, 0.04 + 0.015 * c])
+    lean = 0.10 * c
+    up, across = -_unit(lean), np.array([math.cos(lean), math.sin(lean)])
+    shoulder = hip + 0.283 * up
+    pose: dict[str, np.ndarray | float] = {"hip": hip, "shoulder": shoulder, "across": across, "tilt": 0.05 * c}
+    pose["head"] = shoulder + 0.098 * up
+    sides = (("l", -1.0, -(1.3 + 0.8 * c), -(0.12 + 0.1 * c)), ("r", 1.0, 1.3 - 0.8 * c, 0.12 - 0.1 * c))
+    for side, sign, arm, leg in sides:  # arm and leg angles from straight down
+        pose[f"shoulder_{side}"] = shoulder + 0.085 * sign * across
+        pose[f"elbow_{side}"] = pose[f"shoulder_{side}"] + 0.15 * _unit(arm)
+        pose[f"wrist_{side}"] = pose[f"elbow_{side}"] + 0.13 * _unit(arm - 0.5 * c)
+        pose[f"hand_{side}"] = pose[f"elbow_{side}"] + 0.15 * _unit(arm - 0.5 * c)
+        pose[f"hip_{side}"] = hip + 0.042 * sign * across
+        pose[f"knee_{side}"] = pose[f"hip_{side}"] + 0.17 * _unit(leg)
+        pose[f"ankle_{side}"] = pose[f"knee_{side}"] + 0.16 * _unit(leg + 0.15 * c)
+        pose[f"toe_{side}"] = pose[f"ankle_{side}"] + np.array([0.02 * sign, 0.02])
+    return pose
+
+
+def _render_person(c: float, height: int, width: int) -> np.ndarray:
+    """The cartoon person at pose scalar c: face, neck, shirt torso and arms, trousers, shoes."""
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[:] = _ROOM
+    s = min(height, width)
+    origin = np.array([width / 2, height / 2])
+    pose = _person_pose(c)
+    one = 1 << _SHIFT
+
+    def px(point: np.ndarray) -> tuple[int, int]:
+        x, y = (origin + s * point) * one
+        return round(x), round(y)
+
+    def size(a: float, b: float) -> tuple[int, int]:
+        return max(round(s * a * one), one), max(round(s * b * one), one)
+
+    def thick(width_s: float) -> int:
+        return max(round(s * width_s), 1)
+
+    def line(p: np.ndarray, q: np.ndarray, width_s: float, color: tuple[int, int, int]) -> None:
+        cv2.line(canvas, px(p), px(q), color, thick(width_s), cv2.LINE_8, _SHIFT)
+
+    def ellipse(
+        centre: np.ndarray,
+        a: float,
+        b: float,
+        angle: float,
+        color: tuple[int, int, int],
+        arc: tuple[float, float] = (0.0, 360.0),
+        width_s: float | None = None,
+    ) -> None:
+        stroke = -1 if width_s is None else thick(width_s)
+        cv2.ellipse(canvas, px(centre), size(a, b), math.degrees(angle), *arc, color, stroke, cv2.LINE_8, _SHIFT)
+
+    # legs and shoes
+    for side in "lr":
+        sign = -1.0 if side == "l" else 1.0
+        line(pose[f"hip_{side}"], pose[f"knee_{side}"], 0.053, _TROUSERS)
+        line(pose[f"knee_{side}"], pose[f"ankle_{side}"], 0.046, _TROUSERS)
+        ellipse(pose[f"toe_{side}"] + np.array([0.012 * sign, 0.0]), 0.045, 0.022, 0.0, _SHOE)
+    # torso, neck
+    shoulder, hip, across = pose["shoulder"], pose["hip"], pose["across"]
+    corners = [shoulder - 0.098 * across, shoulder + 0.098 * across, hip + 0.067 * across, hip - 0.067 * across]
+    cv2.fillPoly(canvas, [np.array([px(p) for p in corners], np.int32)], _SHIRT, cv2.LINE_8, _SHIFT)
+    line(shoulder, pose["head"], 0.045, _SKIN)
+    # head: hair behind, ears, face, fringe, eyes, brows, nose, mouth
+    head, tilt = pose["head"], float(pose["tilt"])
+    a, b = 0.053, 0.067
+
+    right, down = np.array([math.cos(tilt), math.sin(tilt)]), np.array([-math.sin(tilt), math.cos(tilt)])
+
+    def face(dx: float, dy: float) -> np.ndarray:  # head-local (units of the head's half axes) to figure units
+        return head + right * dx * a + down * dy * b
+
+    ellipse(face(0.0, -0.12), 1.12 * a, 1.02 * b, tilt, _HAIR)
+    for sign in (-1.0, 1.0):
+        ellipse(face(sign * 0.98, 0.0), 0.16 * a, 0.24 * b, tilt, _SKIN)
+    ellipse(head, a, b, tilt, _SKIN)
+    ellipse(face(0.0, -0.38), 0.98 * a, 0.6 * b, tilt, _HAIR, (180.0, 360.0))
+    for sign in (-1.0, 1.0):
+        ellipse(face(sign * 0.38, -0.08), 0.2 * a, 0.12 * b, tilt, _EYE_WHITE)
+        ellipse(face(sign * 0.38, -0.08), 0.1 * a, 0.1 * b, tilt, _DARK)
+        line(face(sign * 0.16, -0.3), face(sign * 0.6, -0.34), 0.07 * a, _DARK)
+    line(face(0.0, -0.02), face(0.06, 0.26), 0.06 * a, _SKIN_SHADE)
+    ellipse(face(0.0, 0.42), 0.3 * a, 0.13 * b, tilt, _LIPS, (0.0, 180.0), 0.07 * a)
+    # arms over the torso: shirt sleeves, bare forearms, hands
+    for side in "lr":
+        line(pose[f"shoulder_{side}"], pose[f"elbow_{side}"], 0.05, _SHIRT)
+        line(pose[f"elbow_{side}"], pose[f"wrist_{side}"], 0.042, _SKIN)
+        ellipse(pose[f"hand_{side}"], 0.027, 0.027, 0.0, _SKIN)
+    return canvas
+
+
 def dancer_video(
     bpm: float,
     seconds: float,
@@ -195,17 +315,21 @@ def dancer_video(
     mode: str = "on_beat",
     phase_beats: float = 0.0,
     seed: int = 0,
+    figure: str = "stick",
 ) -> np.ndarray:
-    """A stick-figure dancer, uint8 (T, H, W, 3) with T = round(seconds * fps) and size = (H, W).
+    """A dancer, RGB uint8 (T, H, W, 3) with T = round(seconds * fps) and size = (H, W).
 
     Frame i shows time i / fps. `phase_beats` only affects "on_beat", `seed` only "off_beat".
-    Arms swing through about 90 degrees and the body sways by 20% of the frame between extremes.
+    Arms swing through about 90 degrees and the body sways (stick: 20%, person: 12% of the frame)
+    between extremes. `figure` is "stick" (capsules) or "person" (a cartoon person for pose estimators).
     """
     _check_mode(mode)
+    _check_figure(figure)
+    render = _render if figure == "stick" else _render_person
     height, width = size
     t = np.arange(round(seconds * fps)) / fps
     poses = np.cos(np.pi * _beat_position(t, bpm, mode, phase_beats, seed))
     frames = np.empty((t.size, height, width, 3), np.uint8)
     for i, c in enumerate(poses):
-        frames[i] = _render(float(c), height, width)
+        frames[i] = render(float(c), height, width)
     return frames

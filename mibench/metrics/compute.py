@@ -7,7 +7,12 @@ Metric names (`METRICS`), each stored as (value or None when undefined, paramete
 - `motion_bpm`, `music_bpm`, `tempo_ratio`: motion tempo, music tempo and their ratio (`tempo.py`);
   the ratio divides by the given BPM when there is one, else by the music's measured tempo;
 - `motion_speed`: mean of the motion-speed envelope (`motion.py`; unit in its parameters);
-- `frame_consistency`: mean correlation of consecutive frames (`motion.py`).
+- `frame_consistency`: mean correlation of consecutive frames (`motion.py`);
+- with `pose=True`, the 2-D pose path (`pose.py`, `kinetics.py`): `pose_bas_fact`, `pose_bas_bailando`
+  (the same BAS on the pose motion-speed envelope), `pose_kinetic_energy` (mean over joints of the
+  horizontal + vertical kinetic features; its parameters carry the whole kinetic feature vector, from
+  which the report computes each model's Dist_k) and `pose_detected` (fraction of frames with a person).
+  A video in which no person is found leaves them undefined with a note.
 
 The music is the video's own audio track unless another file is given, and is taken to start with the
 video. A still video scores BAS 0 (nothing moves on the beat) with a note; music that is silent, missing
@@ -33,8 +38,10 @@ from mibench.media.audio import existing_file, is_silent, load_audio
 from mibench.media.synth import dancer_video, drum_track
 from mibench.media.video import probe, write_mp4
 from mibench.metrics.bas import VARIANTS, beat_alignment
+from mibench.metrics.kinetics import kinetic_features, kinetic_params, normalised, pose_motion
 from mibench.metrics.motion import WORK_HEIGHT, MotionSignal, motion_signal
 from mibench.metrics.music_beats import ONSET_LAG_FRAMES, MusicBeats, music_beats
+from mibench.metrics.pose import pose_track, require_estimator
 from mibench.metrics.tempo import MAX_BPM, MIN_BPM, beats_bpm, periodicity_bpm, tempo_ratio
 from mibench.store import Store
 
@@ -43,9 +50,14 @@ DEFAULT_VARIANTS = ("fact", "bailando")
 TEMPO_METRICS = ("motion_bpm", "music_bpm", "tempo_ratio", "motion_speed", "frame_consistency")
 
 
-def metric_names(variants: Sequence[str] = DEFAULT_VARIANTS) -> tuple[str, ...]:
-    """The names `compute_video_metrics` returns for these BAS variants."""
-    return tuple(f"bas_{v}" for v in variants) + TEMPO_METRICS
+def pose_metric_names(variants: Sequence[str] = DEFAULT_VARIANTS) -> tuple[str, ...]:
+    """The names of the pose path's metrics for these BAS variants."""
+    return tuple(f"pose_bas_{v}" for v in variants) + ("pose_kinetic_energy", "pose_detected")
+
+
+def metric_names(variants: Sequence[str] = DEFAULT_VARIANTS, *, pose: bool = False) -> tuple[str, ...]:
+    """The names `compute_video_metrics` returns for these BAS variants (and the pose path)."""
+    return tuple(f"bas_{v}" for v in variants) + TEMPO_METRICS + (pose_metric_names(variants) if pose else ())
 
 
 METRICS = metric_names()
@@ -147,10 +159,35 @@ def _tempo(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
     }
 
 
+def _pose(video: Path, fps: float, beats: _Beats | None, music_note: str | None,
+          variants: Sequence[str]) -> dict[str, MetricValue]:
+    track = pose_track(video, fps)
+    params = track.params | {"detected": track.detected}
+    found = normalised(track.keypoints)
+    if found is None:
+        note = "no person found by the pose estimator"
+        return {name: (None, params, note) for name in pose_metric_names(variants)[:-1]} | {
+            "pose_detected": (track.detected, params, note)}
+    positions, torso = found
+    params |= {"torso_px": torso}
+    motion = pose_motion(positions, fps, params)
+    out = {f"pose_{name}": value for name, value in _bas(motion, beats, music_note, variants).items()}
+    features = kinetic_features(positions, fps)
+    kinetic = kinetic_params(fps) | {"pose": params}
+    if features is None:
+        out["pose_kinetic_energy"] = (None, kinetic, "fewer than 3 frames: no kinetic features")
+    else:
+        per_joint = features.reshape(-1, 3)
+        kinetic |= {"features": features.tolist()}
+        out["pose_kinetic_energy"] = (float((per_joint[:, 0] + per_joint[:, 1]).mean()), kinetic, None)
+    note = None if track.detected == 1.0 else f"no person in {1 - track.detected:.0%} of frames (interpolated)"
+    return out | {"pose_detected": (track.detected, params, note)}
+
+
 def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float | None = None,
                           fps: float | None = None, method: str = "diff", height: int = WORK_HEIGHT,
                           variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
-                          music_cache: dict | None = None) -> dict[str, MetricValue]:
+                          music_cache: dict | None = None, pose: bool = False) -> dict[str, MetricValue]:
     """Every metric of one video (see the module docstring): name -> (value or None, params, note).
 
     `music`: the music file (default: the video's own audio track); `bpm`: the music's known tempo (the
@@ -158,7 +195,7 @@ def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float 
     `method` and `height`: the motion signal (`motion.py`); `variants`: BAS variants (`bas.VARIANTS`);
     `onset_lag_frames`: librosa's onset lag removed from the music beats (`music_beats.py`; 0 = as published);
     `music_cache`: a dict shared across calls, so videos carrying the same music (every model's video of an
-    item, every prompt of a music window) track its beats once.
+    item, every prompt of a music window) track its beats once; `pose`: also the 2-D pose path.
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -175,18 +212,21 @@ def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float 
                                 onset_lag_frames, recipes, music_cache)
         motion = motion_signal(video, rate, method=method, height=height)
         beats, music_note = music_job.result()
-    return _bas(motion, beats, music_note, variants) | _tempo(motion, beats, music_note, bpm)
+    values = _bas(motion, beats, music_note, variants) | _tempo(motion, beats, music_note, bpm)
+    return values | (_pose(video, rate, beats, music_note, variants) if pose else {})
 
 
 def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit: int | None = None,
                         method: str = "diff", height: int = WORK_HEIGHT,
                         variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
-                        advance: Callable[[], None] = lambda: None,
+                        pose: bool = False, advance: Callable[[], None] = lambda: None,
                         log: Callable[[str], None] = lambda _: None) -> StageSummary:
     """Metrics of every finished video of the run (optionally of some models, the first `limit`),
     from each video and its own audio track; the job's BPM times its tempo factor is the known tempo.
     Jobs that already have every metric are skipped; a video that cannot be read is reported as failed."""
-    names = set(metric_names(variants))
+    names = set(metric_names(variants, pose=pose))
+    if pose:
+        require_estimator()
     music_cache: dict = {}
     rows = [row for model in (models or store.models()) for row in store.videos(model)][:limit]
     summary = StageSummary()
@@ -198,7 +238,7 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
             try:
                 values = compute_video_metrics(Path(row["path"]), bpm=bpm, method=method, height=height,
                                                variants=variants, onset_lag_frames=onset_lag_frames,
-                                               music_cache=music_cache)
+                                               music_cache=music_cache, pose=pose)
             except MediaError as exc:
                 summary.failed.append((row["job_id"], exc.line()))
                 log(f"[red]skipped[/red] {row['job_id']}: {exc.line()}")
@@ -211,36 +251,38 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
 
 def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tuple[int, int] = (480, 848),
                   fps: float = 30.0, bpm: float = 120.0, method: str = "diff",
-                  variants: Sequence[str] = DEFAULT_VARIANTS, repeats: int = 1) -> dict:
+                  variants: Sequence[str] = DEFAULT_VARIANTS, repeats: int = 1, pose: bool = False) -> dict:
     """Time `compute_video_metrics` on `video`, or on a synthetic on-beat dancer with a drum track
-    (`seconds` long, `size` = (H, W), `fps`) written to a temp folder first (not timed). A one-second
+    (`seconds` long, `size` = (H, W), `fps`; the "person" figure with `pose`) written to a temp folder
+    first (not timed). A one-second
     clip is computed first so librosa's numba kernels are compiled before the clock starts.
     Returns the clip's length and size, the median over `repeats` timed runs of the wall and CPU
     seconds taken (CPU: this process, all its threads; on a shared machine wall time includes waiting
     for a core), wall seconds per minute of video and x real time."""
     with tempfile.TemporaryDirectory(prefix="mibench-bench-") as tmp:
         warm = Path(tmp) / "warm.mp4"
+        figure = "person" if pose else "stick"
         write_mp4(warm, dancer_video(bpm, 1.0, fps=fps, size=(64, 64)), fps, audio=drum_track(bpm, 1.0),
                   audio_sr=16000)
-        compute_video_metrics(warm, bpm=bpm, method=method, variants=variants)
+        compute_video_metrics(warm, bpm=bpm, method=method, variants=variants, pose=pose)
         if video is None:
             video = Path(tmp) / "bench.mp4"
-            frames = dancer_video(bpm, seconds, fps=fps, size=size)
+            frames = dancer_video(bpm, seconds, fps=fps, size=size, figure=figure)
             write_mp4(video, frames, fps, audio=drum_track(bpm, seconds), audio_sr=16000)
         info = probe(video)
         walls, cpus, shared = [], [], []
         for _ in range(repeats):
             cache: dict = {}
             start, cpu = time.perf_counter(), time.process_time()
-            compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache)
+            compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache, pose=pose)
             walls.append(time.perf_counter() - start)
             cpus.append(time.process_time() - cpu)
             start = time.perf_counter()
-            compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache)
+            compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache, pose=pose)
             shared.append(time.perf_counter() - start)
     elapsed, cpu, again = statistics.median(walls), statistics.median(cpus), statistics.median(shared)
     return {"video_s": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
-            "method": method, "variants": list(variants), "repeats": repeats, "seconds": elapsed,
+            "method": method, "pose": pose, "variants": list(variants), "repeats": repeats, "seconds": elapsed,
             "cpu_seconds": cpu, "seconds_runs": walls, "seconds_per_minute": elapsed * 60.0 / info.duration,
             "x_realtime": info.duration / elapsed,
             "seconds_per_minute_shared_music": again * 60.0 / info.duration,

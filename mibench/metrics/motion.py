@@ -51,11 +51,13 @@ class MotionSignal:
     fps: float
     consistency: float | None
     params: dict
+    still_threshold: float = STILL_THRESHOLD  # change per frame, in the signal's unit, of a still video
+    still_quantile: float = 1.0  # which quantile of the per-frame changes is compared (1 = the largest)
 
     @property
     def still(self) -> bool:
-        """True when no frame changes by more than `STILL_THRESHOLD` (per frame)."""
-        return float(self.speed.max()) / self.fps < STILL_THRESHOLD
+        """True when the `still_quantile` quantile of the per-frame changes is below `still_threshold`."""
+        return float(np.quantile(self.speed, self.still_quantile)) / self.fps < self.still_threshold
 
     @property
     def mean_speed(self) -> float:

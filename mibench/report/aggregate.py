@@ -19,12 +19,17 @@ Definitions (the paper's protocol, made explicit):
   items, and a Wilcoxon signed-rank test (scipy).
 Everything is separated by judge and mode (`greedy` = the paper's protocol, `expected` = the
 expected-score option). Objective metrics (`store.metrics()`) are aggregated per model the same way;
-a NULL value is undefined and counted in `n_missing`.
+a NULL value is undefined and counted in `n_missing`. `pose_dist_k` (kinetic diversity, the paper's
+Dist_k) is a property of a model's set of videos, not of a video: `kinetics.dist_k` over the kinetic
+feature vectors stored with `pose_kinetic_energy`, z-normalised with the pooled vectors of every model of
+the run (the paper normalises with the real dances: add the AIST videos as a model to include them); it
+has no interval.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +38,7 @@ from scipy.stats import wilcoxon
 
 from mibench.bench.prompts import CATEGORIES, Question, load_question_set
 from mibench.errors import ConfigError
+from mibench.metrics.kinetics import dist_k
 from mibench.store import Store
 
 CATEGORY_KEYS = {"Dance Quality": "dance_quality", "Video Quality": "video_quality",
@@ -194,7 +200,29 @@ def _objective(store: Store, n_boot: int, seed: int) -> pd.DataFrame:
         rows.append({"model": model, "key": name, "mean": float(defined.mean()) if defined.size else np.nan,
                      "ci_low": low, "ci_high": high, "n_videos": int(defined.size),
                      "n_answers": len(values), "n_missing": int(len(values) - defined.size)})
-    return _frame(rows, ["model", "key", *SCORE_FIELDS])
+    return _frame(rows + _kinetic_diversity(store), ["model", "key", *SCORE_FIELDS])
+
+
+def _kinetic_diversity(store: Store) -> list[dict]:
+    """One `pose_dist_k` row per model with kinetic feature vectors (see the module docstring)."""
+    models = {job["job_id"]: job["model"] for job in store.jobs()}
+    features: dict[str, list[list[float]]] = {}
+    for metric in store.metrics():
+        if metric["name"] != "pose_kinetic_energy" or metric["job_id"] not in models:
+            continue
+        vector = json.loads(metric["params"] or "{}").get("features")
+        if vector is not None:
+            features.setdefault(models[metric["job_id"]], []).append(vector)
+    if not features:
+        return []
+    pooled = np.array([vector for vectors in features.values() for vector in vectors])
+    rows = []
+    for model, vectors in sorted(features.items()):
+        value = dist_k(np.array(vectors), reference=pooled)
+        rows.append({"model": model, "key": "pose_dist_k", "mean": np.nan if value is None else value,
+                     "ci_low": np.nan, "ci_high": np.nan, "n_videos": len(vectors), "n_answers": len(vectors),
+                     "n_missing": 0 if value is not None else len(vectors)})
+    return rows
 
 
 def paired_difference(a: pd.Series, b: pd.Series, n_boot: int, seed: int) -> dict | None:

@@ -1,0 +1,106 @@
+"""2-D pose tracks of videos with mediapipe's BlazePose (the pose path of the metrics).
+
+The estimator is mediapipe 0.10.21's legacy `solutions.pose.Pose` with `model_complexity=1`: its
+detector and landmark models (`pose_detection.tflite`, `pose_landmark_full.tflite`) ship inside the
+wheel, so nothing is downloaded at run time (complexities 0 and 2 download theirs, and mediapipe
+>= 0.10.30 ships no pose model at all). 0.10.21 declares `numpy<2` but runs on numpy 2 (checked
+by the tests), so it is installed without its dependency pins: `pip install -e ".[pose]"` (its
+runtime dependencies) then `pip install --no-deps mediapipe==0.10.21`.
+
+Frames are fed in order in tracking mode (the detector runs when the track is lost) with
+landmark smoothing off: mediapipe's smoothing filter lags fast motion by a frame or more, which
+would move kinematic beats late. A frame without a person gets NaN keypoints; `kinetics.fill_gaps`
+bridges them. All 33 landmarks are kept in pixels (x right, y down).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from mibench.errors import ConfigError, MediaError
+from mibench.media.audio import existing_file
+from mibench.metrics.motion import prefetched
+
+LANDMARKS = 33
+MODEL_COMPLEXITY = 1  # the only one whose weights are in the wheel
+MIN_DETECTION = 0.5
+MIN_TRACKING = 0.5
+INSTALL_HINT = 'pip install -e ".[pose]" && pip install --no-deps mediapipe==0.10.21'
+
+
+def require_estimator():
+    """mediapipe's `solutions.pose` module; ConfigError (saying how to install it) when it cannot run."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ info lines on stderr
+    try:
+        from mediapipe.python.solutions import pose
+    except ImportError as exc:
+        raise ConfigError(f"the pose path needs mediapipe 0.10.21 ({exc})", INSTALL_HINT) from exc
+    model = Path(pose.__file__).parents[2] / "modules" / "pose_landmark" / "pose_landmark_full.tflite"
+    if not model.is_file():
+        raise ConfigError("this mediapipe ships no pose_landmark_full.tflite (versions after 0.10.21 drop it)",
+                          INSTALL_HINT)
+    return pose
+
+
+def estimator_status() -> str:
+    """One line for `mibench doctor`: the pose estimator in use, or why the pose path is unavailable."""
+    try:
+        require_estimator()
+    except ConfigError as exc:
+        return f"unavailable: {exc.line()}"
+    from mediapipe import __version__
+
+    return f"mediapipe {__version__} BlazePose (model_complexity {MODEL_COMPLEXITY}, weights in the wheel)"
+
+
+@dataclass(frozen=True)
+class PoseTrack:
+    """Per-frame 2-D keypoints (T, 33, 2) in pixels, NaN where no person was found."""
+
+    keypoints: np.ndarray
+    fps: float
+    params: dict
+
+    @property
+    def detected(self) -> float:
+        """Fraction of frames with a person."""
+        found = ~np.isnan(self.keypoints).any(axis=(1, 2))
+        return float(found.mean()) if found.size else 0.0
+
+
+def _rgb_frames(path: Path):
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path} has no video track", "pass a video file")
+            for frame in container.decode(container.streams.video[0]):
+                yield frame.to_ndarray(format="rgb24")
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path} cannot be decoded: {exc.strerror}", "re-encode or replace the file") from exc
+
+
+def pose_track(path: str | Path, fps: float) -> PoseTrack:
+    """The 2-D pose track of a video (see the module docstring); `fps` is recorded with it."""
+    pose = require_estimator()
+    path = existing_file(path)
+    rows, size = [], None
+    with pose.Pose(static_image_mode=False, model_complexity=MODEL_COMPLEXITY, smooth_landmarks=False,
+                   min_detection_confidence=MIN_DETECTION, min_tracking_confidence=MIN_TRACKING) as estimator:
+        for rgb in prefetched(_rgb_frames(path)):
+            size = rgb.shape[:2]
+            found = estimator.process(rgb).pose_landmarks
+            if found is None:
+                rows.append(np.full((LANDMARKS, 2), np.nan))
+            else:
+                rows.append([(mark.x * size[1], mark.y * size[0]) for mark in found.landmark])
+    if not rows:
+        raise MediaError(f"{path} has no decodable frames", "re-encode or replace the file")
+    params = {"estimator": "mediapipe BlazePose", "model_complexity": MODEL_COMPLEXITY, "smooth_landmarks": False,
+              "min_detection_confidence": MIN_DETECTION, "min_tracking_confidence": MIN_TRACKING,
+              "frame_size": list(size), "fps": fps, "num_frames": len(rows)}
+    return PoseTrack(np.asarray(rows, dtype=np.float64), fps, params)

@@ -1,0 +1,105 @@
+"""The keypoint kinematics of the pose path against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from mibench.metrics.kinetics import (
+    dist_k,
+    fill_gaps,
+    joint_speed,
+    kinetic_features,
+    normalised,
+    pose_motion,
+    torso_length,
+)
+
+
+def _loop_features(points: np.ndarray, fps: float, aist_acceleration: bool) -> np.ndarray:
+    """aistplusplus_api's per-frame loops, transcribed to 2-D (x horizontal, y vertical)."""
+    frame_time, frames = 1.0 / fps, len(points)
+    out = []
+    for joint in range(points.shape[1]):
+        horizontal = vertical = energy = 0.0
+        for i in range(1, frames):
+            total, count = np.zeros(2), 0
+            for j in range(-2, 3):
+                if i + j - 1 >= 0 and i + j < frames:
+                    total += points[i + j, joint] - points[i + j - 1, joint]
+                    count += 1
+            velocity = total / (count * frame_time)
+            horizontal += velocity[0] ** 2
+            vertical += velocity[1] ** 2
+            total, count = np.zeros(2), 0
+            for j in range(-2, 3):
+                if i + j - 1 >= 0 and i + j + 1 < frames:
+                    after = (points[i + j + 1, joint] - points[i + j, joint]) / frame_time
+                    before = (points[i + j, joint] - points[i + j - 1, joint] / frame_time if aist_acceleration
+                              else (points[i + j, joint] - points[i + j - 1, joint]) / frame_time)
+                    total += (after - before) / frame_time
+                    count += 1
+            energy += np.linalg.norm(total / count)
+        out += [horizontal / (frames - 1), vertical / (frames - 1), energy / (frames - 1)]
+    return np.array(out)
+
+
+def test_fill_gaps_interpolates_and_holds_the_ends():
+    track = np.full((5, 1, 2), np.nan)
+    track[1], track[3] = 1.0, 3.0
+    np.testing.assert_array_equal(fill_gaps(track)[:, 0, 0], [1, 1, 2, 3, 3])
+    assert fill_gaps(np.full((4, 2, 2), np.nan)) is None
+
+
+def _body(frames: int = 3) -> np.ndarray:
+    """33 landmarks at (5, 5) except shoulders (0,0), (2,0) and hips (0,2), (2,2): torso length 2."""
+    points = np.full((frames, 33, 2), 5.0)
+    points[:, 11], points[:, 12], points[:, 23], points[:, 24] = (0, 0), (2, 0), (0, 2), (2, 2)
+    return points
+
+
+def test_normalised_is_relative_to_the_first_mid_hip_in_torso_lengths():
+    points = _body()
+    points[2] += 4.0  # the whole body moves: the torso length stays 2
+    assert torso_length(points) == 2.0
+    positions, torso = normalised(points)
+    assert torso == 2.0
+    np.testing.assert_allclose(positions[0, 23], [-0.5, 0.0])
+    np.testing.assert_allclose(positions[2, 23], [1.5, 2.0])
+    assert normalised(np.full((3, 33, 2), np.nan)) is None
+
+
+def test_joint_speed_and_pose_envelope():
+    points = np.zeros((4, 2, 2))
+    points[:, 0, 0] = [0, 3, 6, 9]  # one joint moves 3 units a frame, the other stands still
+    np.testing.assert_allclose(joint_speed(points, 30.0), [45.0, 45.0, 45.0])
+    signal = pose_motion(points, 30.0, {})
+    np.testing.assert_allclose(signal.speed, [45.0] * 4)
+    assert signal.params["signal"] == "pose" and not signal.still
+    assert pose_motion(np.zeros((4, 2, 2)), 30.0, {}).still
+
+
+def test_kinetic_features_hand_computed():
+    # one joint at p(t) = (t, 0), 2 fps: windowed velocity 2 -> horizontal 4, vertical 0. The corrected
+    # acceleration is 0; the AIST one is (after - before) / ft with before = p[m] - p[m-1] / ft = 2 - m,
+    # i.e. 2m at m = 1, 2, whose windowed mean is 3 at every frame.
+    points = np.zeros((4, 1, 2))
+    points[:, 0, 0] = np.arange(4)
+    np.testing.assert_allclose(kinetic_features(points, 2.0, aist_acceleration=False), [4.0, 0.0, 0.0])
+    np.testing.assert_allclose(kinetic_features(points, 2.0), [4.0, 0.0, 3.0])
+    assert kinetic_features(points[:2], 2.0) is None
+
+
+@pytest.mark.parametrize("frames", [3, 4, 6, 41])
+@pytest.mark.parametrize("aist", [True, False])
+def test_kinetic_features_match_the_reference_loops(frames, aist):
+    points = np.random.default_rng(frames).normal(size=(frames, 5, 2))
+    np.testing.assert_allclose(kinetic_features(points, 30.0, aist_acceleration=aist),
+                               _loop_features(points, 30.0, aist), rtol=1e-10)
+
+
+def test_dist_k_hand_computed():
+    features = np.array([[0.0], [1.0], [3.0]])
+    # z-scores (x - 4/3) / sqrt(14/9); pairwise |dz| = (1 + 3 + 2) / sqrt(14/9) over 3 pairs
+    assert dist_k(features) == pytest.approx(2.0 / np.sqrt(14.0 / 9.0))
+    reference = np.array([[0.0], [2.0]])  # mean 1, std 1
+    assert dist_k(features, reference=reference) == pytest.approx(2.0)
+    assert dist_k(features[:1]) is None

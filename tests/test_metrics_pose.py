@@ -1,0 +1,118 @@
+"""The 2-D pose path end to end: mediapipe BlazePose on synthetic cartoon dancers with known beats,
+the run stage (`mibench metrics --pose`), Dist_k in the report, and `mibench doctor`."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from mibench.media.synth import dancer_video, drum_track
+from mibench.media.video import write_mp4
+from mibench.metrics.compute import compute_video_metrics, pose_metric_names
+from mibench.metrics.pose import estimator_status
+from mibench.report.aggregate import aggregate
+from mibench.store import Store
+
+SECONDS, FPS, SIZE = 4.0, 30, (256, 256)
+
+
+def _clip(folder: Path, name: str, bpm: float, **dancer) -> Path:
+    path = folder / f"{name}.mp4"
+    frames = dancer_video(bpm, SECONDS, fps=FPS, size=SIZE, **({"figure": "person"} | dancer))
+    write_mp4(path, frames, FPS, audio=drum_track(bpm, SECONDS), audio_sr=16000)
+    return path
+
+
+@cache
+def _metrics(folder: Path, bpm: float, mode: str, phase: float = 0.0, seed: int = 0) -> dict:
+    clip = _clip(folder, f"{mode}-{bpm}-{phase}-{seed}", bpm, mode=mode, phase_beats=phase, seed=seed)
+    return compute_video_metrics(clip, bpm=bpm, pose=True)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pose")
+
+
+def test_the_estimator_runs_offline_on_numpy_2():
+    assert int(np.__version__.split(".")[0]) >= 2
+    assert estimator_status().startswith("mediapipe 0.10.21 BlazePose")
+
+
+@pytest.mark.parametrize(("bpm", "seed"), [(90.0, 0), (128.0, 1)])
+@pytest.mark.parametrize("variant", ["fact", "bailando"])
+def test_on_beat_person_beats_off_beat_person(clips, bpm, seed, variant):
+    on, off = _metrics(clips, bpm, "on_beat"), _metrics(clips, bpm, "off_beat", seed=seed)
+    assert on["pose_detected"][0] == 1.0 and off["pose_detected"][0] == 1.0
+    # FACT averages over motion beats: on a 4 s clip the pose extreme at t = 0 has no music beat
+    # before it, so a perfect dancer scores (n - 1) / n there (5/6 at 90 BPM, 7/8 at 128)
+    assert on[f"pose_bas_{variant}"][0] > 0.75
+    assert on[f"pose_bas_{variant}"][0] - off[f"pose_bas_{variant}"][0] > 0.4
+    params = on[f"pose_bas_{variant}"][1]
+    assert params["motion"]["signal"] == "pose" and params["sigma_s"] == 3 / 60 and params["fps"] == FPS
+
+
+def test_half_beat_shift_scores_low_on_both_variants(clips):
+    shifted = _metrics(clips, 90.0, "on_beat", phase=0.5)
+    assert shifted["pose_bas_fact"][0] < 0.2 and shifted["pose_bas_bailando"][0] < 0.2
+
+
+def test_still_person_scores_zero_with_a_note(clips):
+    still = _metrics(clips, 90.0, "still")
+    for variant in ("fact", "bailando"):
+        value, _, note = still[f"pose_bas_{variant}"]
+        assert value == 0.0 and note.startswith("still video")
+    assert still["pose_kinetic_energy"][0] < _metrics(clips, 90.0, "on_beat")["pose_kinetic_energy"][0] / 100
+
+
+def test_kinetic_features_are_stored_for_dist_k(clips):
+    value, params, note = _metrics(clips, 128.0, "on_beat")["pose_kinetic_energy"]
+    assert note is None and value > 0
+    assert len(params["features"]) == 33 * 3 and params["aist_acceleration"] is True
+    assert params["frame_time"] == pytest.approx(1 / FPS)
+
+
+def test_no_person_leaves_pose_metrics_undefined_with_a_note(clips):
+    frames = np.full((int(SECONDS * FPS), *SIZE, 3), 200, np.uint8)
+    for i, frame in enumerate(frames):  # a dark square sliding across an empty room
+        frame[100:130, 2 * i : 2 * i + 30] = 40
+    clip = clips / "empty.mp4"
+    write_mp4(clip, frames, FPS, audio=drum_track(90.0, SECONDS), audio_sr=16000)
+    values = compute_video_metrics(clip, bpm=90.0, pose=True)
+    assert values["pose_detected"][0] == 0.0
+    for name in pose_metric_names()[:-1]:
+        assert values[name][0] is None and values[name][2] == "no person found by the pose estimator"
+    assert values["motion_speed"][0] > 0  # the pixel path still sees the square move
+
+
+def test_metrics_stage_with_pose_and_dist_k_in_the_report(tmp_path, capsys, monkeypatch):
+    run_dir = tmp_path / "run"
+    for name, modes in (("steady", ["on_beat", "on_beat"]), ("varied", ["on_beat", "off_beat"])):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, mode in enumerate(modes):
+            _clip(folder, f"clip{i}", 90.0 + 30.0 * i, mode=mode)
+        code, _, _ = run_cli(["generate", "--videos", str(folder), "--name", name, "--run-dir", str(run_dir)],
+                             capsys, monkeypatch)
+        assert code == 0
+    code, out, _ = run_cli(["metrics", "--pose", "--run-dir", str(run_dir), "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["done"] == 4
+    store = Store.open(run_dir)
+    names = {m["name"] for m in store.metrics()}
+    assert set(pose_metric_names()) <= names and "bas_fact" in names
+    objective = aggregate(store, n_boot=50).objective.set_index(["model", "key"])
+    steady, varied = objective.loc[("steady", "pose_dist_k")], objective.loc[("varied", "pose_dist_k")]
+    assert steady["n_videos"] == 2 and varied["n_videos"] == 2
+    assert varied["mean"] > 0 and steady["mean"] > 0
+    code, _, _ = run_cli(["report", "--run-dir", str(run_dir)], capsys, monkeypatch)
+    assert code == 0 and "pose_dist_k" in (run_dir / "report" / "index.html").read_text()
+
+
+def test_doctor_names_the_pose_estimator(capsys, monkeypatch):
+    code, out, _ = run_cli(["doctor"], capsys, monkeypatch)
+    assert code == 0 and "pose estimator" in out and "BlazePose" in out
