@@ -111,6 +111,8 @@ def test_metrics_stage_with_pose_and_dist_k_in_the_report(tmp_path, capsys, monk
     assert varied["mean"] > 0 and steady["mean"] > 0
     code, _, _ = run_cli(["report", "--run-dir", str(run_dir)], capsys, monkeypatch)
     assert code == 0 and "pose_dist_k" in (run_dir / "report" / "index.html").read_text()
+    pages = [p.read_text() for p in (run_dir / "report").rglob("*.html") if p.name != "index.html"]
+    assert any("99 values (for Dist_k)" in page for page in pages)
 
 
 def test_doctor_names_the_pose_estimator(capsys, monkeypatch):

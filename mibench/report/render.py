@@ -288,7 +288,7 @@ def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir:
                       "spread": distribution_sd(a["distribution"])})
     metrics: dict[str, list[dict]] = {}
     for m in store.metrics():
-        metrics.setdefault(m["job_id"], []).append(m)
+        metrics.setdefault(m["job_id"], []).append({**m, "params": _shown_params(m["params"])})
     out = []
     for job in store.jobs(model):
         video = videos.get(job["job_id"], {})
@@ -300,6 +300,14 @@ def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir:
                                  for (judge, mode), rows in answers.get(job["job_id"], {}).items()],
                     "metrics": metrics.get(job["job_id"], [])})
     return out
+
+
+def _shown_params(params: str | None) -> str:
+    """A metric's stored parameters as shown on a model page: feature vectors summarised by their length."""
+    values = json.loads(params or "{}")
+    if isinstance(values.get("features"), list):
+        values["features"] = f"{len(values['features'])} values (for Dist_k)"
+    return json.dumps(values)
 
 
 def distribution_sd(distribution: str | None) -> float | None:
