@@ -67,9 +67,10 @@ def bench_generator(model: str, preset: str, *, repeats: int = 3, frames: int | 
     return result
 
 
-def bench_metrics(*, seconds: float = 20.0, repeats: int = 3, video: Path | None = None, pose: bool = False) -> dict:
+def bench_metrics(*, seconds: float = 20.0, repeats: int = 3, video: Path | None = None, pose: bool = False,
+                  workers: int = 1) -> dict:
     """Seconds of metric computation per minute of 480x848 video (median of `repeats`)."""
     from mibench.metrics.compute import bench_metrics as measure
 
-    result = measure(video, seconds=seconds, repeats=repeats, pose=pose)
+    result = measure(video, seconds=seconds, repeats=repeats, pose=pose, workers=workers)
     return {**result, "peak_memory_mib": round(peak_memory_mib(), 1), "peak_memory_kind": "process peak RSS"}

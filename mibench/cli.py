@@ -185,22 +185,24 @@ def metrics(
     limit: LimitOpt = None,
     pose: Annotated[bool, typer.Option("--pose", help="Also the 2-D pose path (BAS, Dist_k; needs mediapipe, "
                                        "see `mibench doctor`).")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Videos measured at once, in that many processes "
+                                         "(the pose path is ~1.5x real time per core).")] = 1,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute the objective music-motion metrics of every video of the run."""
-    from mibench.metrics.compute import compute_run_metrics
+    from mibench.metrics.stage import compute_run_metrics
     from mibench.progress import progress_bar
     from mibench.provenance import session
 
     store = _existing_store(run_dir_of(run, run_dir))
     models = model or store.models()
     total = len([v for m in models for v in store.videos(m)][:limit])
-    with session(store, "metrics", {"models": models, "limit": limit, "pose": pose}), \
+    with session(store, "metrics", {"models": models, "limit": limit, "pose": pose, "workers": workers}), \
             progress_bar(err, "metrics", total) as bar:
-        summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, advance=bar.advance,
-                                      log=err.print)
+        summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, workers=workers,
+                                      advance=bar.advance, log=err.print)
     err.print(f"metrics: {summary.done} videos measured, {summary.skipped} already measured, "
               f"{len(summary.failed)} unreadable")
     emit(as_json, summary.as_dict())
@@ -323,12 +325,14 @@ def bench_metrics(
     video: Annotated[Path | None, typer.Option("--video", help="An mp4 with audio (default: synthetic).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
     pose: Annotated[bool, typer.Option("--pose", help="Also the 2-D pose path (needs mediapipe).")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Also the throughput of N worker "
+                                         "processes (as `mibench metrics --workers N`).")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Seconds of computation per minute of video (default: a synthetic 480x848 dancer)."""
     from mibench.benchmarks import bench_metrics as run
 
-    _print_bench(run(seconds=seconds, repeats=repeats, video=video, pose=pose), as_json)
+    _print_bench(run(seconds=seconds, repeats=repeats, video=video, pose=pose, workers=workers), as_json)
 
 
 def _print_bench(result: dict, as_json: bool) -> None:

@@ -89,7 +89,7 @@ def run_demo(run_dir: Path, console: Console) -> dict:
                       f"({time.perf_counter() - t0:.1f} s)")
 
     try:
-        from mibench.metrics.compute import compute_run_metrics
+        from mibench.metrics.stage import compute_run_metrics
     except ModuleNotFoundError as exc:
         if not _not_built(exc):
             raise

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from mibench.bench.jobs import Job
-from mibench.errors import MediaError
+from mibench.errors import ConfigError, MediaError
 from mibench.media.audio import write_wav
 from mibench.media.synth import beat_times, dancer_video, drum_track
 from mibench.media.video import write_mp4
-from mibench.metrics.compute import METRICS, bench_metrics, compute_run_metrics, compute_video_metrics
+from mibench.metrics.compute import METRICS, bench_metrics, compute_video_metrics
 from mibench.metrics.music_beats import ONSET_LAG_FRAMES, RECIPES, music_beats
+from mibench.metrics.stage import compute_run_metrics
 from mibench.store import Store
 
 FPS, SECONDS, SIZE, SR = 30, 5.0, (72, 72), 16000
@@ -150,6 +151,29 @@ def test_run_stage_records_and_resumes(tmp_path):
 
 
 def test_bench_reports_throughput():
-    result = bench_metrics(seconds=1.0, size=(48, 64), variants=("fact",))
+    result = bench_metrics(seconds=1.0, size=(48, 64), variants=("fact",), workers=2)
     assert result["video_s"] == pytest.approx(1.0) and result["x_realtime"] > 0
     assert result["seconds_per_minute"] == pytest.approx(60.0 / result["x_realtime"])
+    assert result["workers"] == 2 and result["x_realtime_workers"] == pytest.approx(
+        1.0 / result["seconds_per_video_workers"])
+
+
+def test_worker_processes_record_the_same_metrics(tmp_path):
+    stores = [Store(tmp_path / f"{workers}" / "mibench.sqlite") for workers in (1, 2)]
+    jobs = [Job(model=model, suite="aist", music_id="mLH4", music_path=None, prompt_id="p0", prompt="a dancer",
+                seed=seed, num_frames=int(SECONDS * FPS), bpm=120.0) for model in ("a", "b") for seed in (0, 1)]
+    for job in jobs:
+        video = _video(tmp_path / f"{job.job_id}.mp4", 120, seed=job.seed, mode="on_beat" if job.model == "a"
+                       else "off_beat")
+        for store in stores:
+            store.add_jobs([job])
+            store.record_video(job.job_id, video)
+    (tmp_path / f"{jobs[-1].job_id}.mp4").unlink()  # one video is gone: reported, the others recorded
+    serial, parallel = (compute_run_metrics(store, workers=workers) for store, workers in zip(stores, (1, 2),
+                                                                                            strict=True))
+    assert (parallel.done, parallel.failed) == (serial.done, serial.failed) and parallel.done == 3
+    values = [sorted((m["job_id"], m["name"], m["value"], m["params"], m["note"]) for m in store.metrics())
+              for store in stores]
+    assert values[0] == values[1]
+    with pytest.raises(ConfigError, match="workers"):
+        compute_run_metrics(stores[0], workers=0)

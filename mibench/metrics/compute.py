@@ -1,5 +1,4 @@
-"""The metrics of one video (`compute_video_metrics`), the metrics stage over a run's store
-(`compute_run_metrics`) and the throughput benchmark (`bench_metrics`).
+"""The metrics of one video (`compute_video_metrics`) and their throughput benchmark (`bench_metrics`).
 
 Metric names (`METRICS`), each stored as (value or None when undefined, parameters, note or None):
 
@@ -25,7 +24,7 @@ import hashlib
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,7 +32,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mibench.errors import ConfigError, MediaError
-from mibench.generation import StageSummary
 from mibench.media.audio import existing_file, is_silent, load_audio
 from mibench.media.synth import dancer_video, drum_track
 from mibench.media.video import probe, write_mp4
@@ -41,9 +39,8 @@ from mibench.metrics.bas import VARIANTS, beat_alignment
 from mibench.metrics.kinetics import kinetic_features, kinetic_params, normalised, pose_motion
 from mibench.metrics.motion import WORK_HEIGHT, MotionSignal, motion_signal
 from mibench.metrics.music_beats import ONSET_LAG_FRAMES, MusicBeats, music_beats
-from mibench.metrics.pose import pose_track, require_estimator
+from mibench.metrics.pose import pose_track
 from mibench.metrics.tempo import MAX_BPM, MIN_BPM, beats_bpm, periodicity_bpm, tempo_ratio
-from mibench.store import Store
 
 MetricValue = tuple[float | None, dict, str | None]
 DEFAULT_VARIANTS = ("fact", "bailando")
@@ -76,17 +73,18 @@ def _music(video: Path, music: Path | None) -> tuple[np.ndarray | None, int, str
 
 
 class _Beats:
-    """Music beats per recipe, tracked once per video on demand."""
+    """The beats of one music wave per recipe (the wave itself is not kept)."""
 
-    def __init__(self, wave: np.ndarray, sr: int, fps: float, bpm: float | None, lag_frames: int):
-        self.wave, self.sr, self.fps, self.bpm, self.lag_frames = wave, sr, fps, bpm, lag_frames
-        self.cache: dict[str, MusicBeats] = {}
+    def __init__(self) -> None:
+        self.found: dict[str, MusicBeats] = {}
+
+    def track(self, wave: np.ndarray, sr: int, fps: float, bpm: float | None, lag_frames: int,
+              recipes: set[str]) -> None:
+        for recipe in sorted(recipes - set(self.found)):
+            self.found[recipe] = music_beats(wave, sr, fps, recipe=recipe, start_bpm=bpm, lag_frames=lag_frames)
 
     def __call__(self, recipe: str) -> MusicBeats:
-        if recipe not in self.cache:
-            self.cache[recipe] = music_beats(self.wave, self.sr, self.fps, recipe=recipe, start_bpm=self.bpm,
-                                             lag_frames=self.lag_frames)
-        return self.cache[recipe]
+        return self.found[recipe]
 
 
 def _load_beats(video: Path, music: Path | None, fps: float, bpm: float | None, lag_frames: int,
@@ -97,13 +95,8 @@ def _load_beats(video: Path, music: Path | None, fps: float, bpm: float | None, 
     if wave is None:
         return None, note
     key = (hashlib.sha1(wave.tobytes()).hexdigest(), sr, fps, bpm, lag_frames)
-    beats = cache.get(key) if cache is not None else None
-    if beats is None:
-        beats = _Beats(wave, sr, fps, bpm, lag_frames)
-        if cache is not None:
-            cache[key] = beats
-    for recipe in sorted(recipes):
-        beats(recipe)
+    beats = cache.setdefault(key, _Beats()) if cache is not None else _Beats()
+    beats.track(wave, sr, fps, bpm, lag_frames, recipes)
     return beats, None
 
 
@@ -216,49 +209,18 @@ def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float 
     return values | (_pose(video, rate, beats, music_note, variants) if pose else {})
 
 
-def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit: int | None = None,
-                        method: str = "diff", height: int = WORK_HEIGHT,
-                        variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
-                        pose: bool = False, advance: Callable[[], None] = lambda: None,
-                        log: Callable[[str], None] = lambda _: None) -> StageSummary:
-    """Metrics of every finished video of the run (optionally of some models, the first `limit`),
-    from each video and its own audio track; the job's BPM times its tempo factor is the known tempo.
-    Jobs that already have every metric are skipped; a video that cannot be read is reported as failed."""
-    names = set(metric_names(variants, pose=pose))
-    if pose:
-        require_estimator()
-    music_cache: dict = {}
-    rows = [row for model in (models or store.models()) for row in store.videos(model)][:limit]
-    summary = StageSummary()
-    for row in rows:
-        if names <= store.metric_names(row["job_id"]):
-            summary.skipped += 1
-        else:
-            bpm = row["bpm"] * row["tempo"] if row["bpm"] else None
-            try:
-                values = compute_video_metrics(Path(row["path"]), bpm=bpm, method=method, height=height,
-                                               variants=variants, onset_lag_frames=onset_lag_frames,
-                                               music_cache=music_cache, pose=pose)
-            except MediaError as exc:
-                summary.failed.append((row["job_id"], exc.line()))
-                log(f"[red]skipped[/red] {row['job_id']}: {exc.line()}")
-            else:
-                store.record_metrics(row["job_id"], values)
-                summary.done += 1
-        advance()
-    return summary
-
-
 def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tuple[int, int] = (480, 848),
                   fps: float = 30.0, bpm: float = 120.0, method: str = "diff",
-                  variants: Sequence[str] = DEFAULT_VARIANTS, repeats: int = 1, pose: bool = False) -> dict:
+                  variants: Sequence[str] = DEFAULT_VARIANTS, repeats: int = 1, pose: bool = False,
+                  workers: int = 1) -> dict:
     """Time `compute_video_metrics` on `video`, or on a synthetic on-beat dancer with a drum track
     (`seconds` long, `size` = (H, W), `fps`; the "person" figure with `pose`) written to a temp folder
-    first (not timed). A one-second
-    clip is computed first so librosa's numba kernels are compiled before the clock starts.
-    Returns the clip's length and size, the median over `repeats` timed runs of the wall and CPU
-    seconds taken (CPU: this process, all its threads; on a shared machine wall time includes waiting
-    for a core), wall seconds per minute of video and x real time."""
+    first (not timed). A one-second clip is computed first so librosa's numba kernels are compiled
+    before the clock starts. Returns the clip's length and size, the median over `repeats` timed runs
+    of the wall and CPU seconds taken (CPU: this process, all its threads; on a shared machine wall time
+    includes waiting for a core), wall seconds per minute of video and x real time, cold and with the
+    music already tracked; with `workers` > 1 also the throughput of that many worker processes
+    (`stage.worker_throughput`, 2 x workers x repeats copies)."""
     with tempfile.TemporaryDirectory(prefix="mibench-bench-") as tmp:
         warm = Path(tmp) / "warm.mp4"
         figure = "person" if pose else "stick"
@@ -280,10 +242,18 @@ def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tup
             start = time.perf_counter()
             compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache, pose=pose)
             shared.append(time.perf_counter() - start)
+        if workers > 1:
+            from mibench.metrics.stage import worker_throughput
+
+            options = {"method": method, "variants": tuple(variants), "pose": pose, "bpm": bpm}
+            per_video = worker_throughput(video, warm, workers=workers, copies=2 * workers * repeats,
+                                          options=options)
     elapsed, cpu, again = statistics.median(walls), statistics.median(cpus), statistics.median(shared)
     return {"video_s": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
             "method": method, "pose": pose, "variants": list(variants), "repeats": repeats, "seconds": elapsed,
             "cpu_seconds": cpu, "seconds_runs": walls, "seconds_per_minute": elapsed * 60.0 / info.duration,
             "x_realtime": info.duration / elapsed,
             "seconds_per_minute_shared_music": again * 60.0 / info.duration,
-            "x_realtime_shared_music": info.duration / again}
+            "x_realtime_shared_music": info.duration / again} | (
+        {"workers": workers, "seconds_per_video_workers": per_video, "x_realtime_workers": info.duration / per_video}
+        if workers > 1 else {})

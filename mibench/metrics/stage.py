@@ -1,0 +1,109 @@
+"""The metrics stage over a run's store (`compute_run_metrics`): which videos still need metrics, their
+computation in this process or in worker processes, and the recording of the results.
+
+Each video's metrics come from the video and its own audio track; the job's BPM times its tempo
+factor is the known tempo. With `workers` > 1, spawned processes compute whole videos
+(`compute_video_metrics`) and the parent alone writes the store (one SQLite writer), as each result
+arrives, so an interrupted stage keeps what it finished. Each process keeps its own cache of tracked
+music; videos are handed out in item order, as many at a time as there are models, so the videos of
+an item (which carry the same music) mostly meet in one process and their music is tracked once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from mibench.errors import ConfigError, MediaError
+from mibench.generation import StageSummary
+from mibench.metrics.compute import DEFAULT_VARIANTS, MetricValue, compute_video_metrics, metric_names
+from mibench.metrics.motion import WORK_HEIGHT
+from mibench.metrics.music_beats import ONSET_LAG_FRAMES
+from mibench.metrics.pose import require_estimator
+from mibench.store import Store
+
+Result = tuple[dict[str, MetricValue] | None, str | None]
+_PROCESS_MUSIC: dict = {}  # a worker process's tracked music, kept across the videos it is given
+
+
+def _measure(path: str, options: dict, music_cache: dict) -> Result:
+    """(metrics, None) of one video, or (None, the error line) when it cannot be read."""
+    try:
+        return compute_video_metrics(Path(path), music_cache=music_cache, **options), None
+    except MediaError as exc:
+        return None, exc.line()
+
+
+def _measure_in_worker(path: str, options: dict) -> Result:
+    return _measure(path, options, _PROCESS_MUSIC)
+
+
+def _measure_afresh(path: str, options: dict) -> Result:
+    return _measure(path, options, {})
+
+
+def worker_throughput(video: Path, warm: Path, *, workers: int, copies: int, options: dict) -> float:
+    """Wall seconds per video while `workers` processes measure `copies` copies of `video`, each from
+    scratch (no music shared); the processes start and measure `warm` before the clock starts."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        list(pool.map(_measure_afresh, [str(warm)] * workers, [options] * workers))
+        start = time.perf_counter()
+        results = list(pool.map(_measure_afresh, [str(video)] * copies, [options] * copies))
+        elapsed = time.perf_counter() - start
+    errors = [error for _, error in results if error]
+    if errors:
+        raise MediaError(errors[0], "pass a readable video")
+    return elapsed / copies
+
+
+def _results(tasks: list[tuple[str, dict]], workers: int, chunk: int) -> Iterator[Result]:
+    """Each task's result, in task order."""
+    if workers <= 1 or len(tasks) < 2:
+        cache: dict = {}
+        yield from (_measure(path, options, cache) for path, options in tasks)
+        return
+    context = multiprocessing.get_context("spawn")  # no inherited threads or half-initialised libraries
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+        paths, options = zip(*tasks, strict=True)
+        yield from pool.map(_measure_in_worker, paths, options, chunksize=chunk)
+
+
+def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit: int | None = None,
+                        method: str = "diff", height: int = WORK_HEIGHT,
+                        variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
+                        pose: bool = False, workers: int = 1, advance: Callable[[], None] = lambda: None,
+                        log: Callable[[str], None] = lambda _: None) -> StageSummary:
+    """Metrics of every finished video of the run (optionally of some models, the first `limit`) that
+    does not have them all yet (see the module docstring); unreadable videos are reported as failed."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}", "pass --workers 1 or more")
+    if pose:
+        require_estimator()
+    names = set(metric_names(variants, pose=pose))
+    chosen = models or store.models()
+    rows = [row for model in chosen for row in store.videos(model)][:limit]
+    summary = StageSummary()
+    pending = []
+    for row in rows:
+        if names <= store.metric_names(row["job_id"]):
+            summary.skipped += 1
+            advance()
+        else:
+            pending.append(row)
+    pending.sort(key=lambda row: row["item_id"])  # stable: models stay in order within an item
+    common = {"method": method, "height": height, "variants": tuple(variants),
+              "onset_lag_frames": onset_lag_frames, "pose": pose}
+    tasks = [(row["path"], common | {"bpm": row["bpm"] * row["tempo"] if row["bpm"] else None}) for row in pending]
+    for row, (values, error) in zip(pending, _results(tasks, workers, max(1, len(chosen))), strict=True):
+        if values is None:
+            summary.failed.append((row["job_id"], error))
+            log(f"[red]skipped[/red] {row['job_id']}: {error}")
+        else:
+            store.record_metrics(row["job_id"], values)
+            summary.done += 1
+        advance()
+    return summary
