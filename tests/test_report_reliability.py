@@ -18,7 +18,8 @@ def _store(tmp_path) -> Store:
     rows = []
     for n, job in enumerate(jobs):
         store.record_video(job.job_id, tmp_path / f"{n}.mp4")
-        store.record_metrics(job.job_id, {"bas_bailando": (0.1 * n, {}, None)})
+        store.record_metrics(job.job_id, {"bas_bailando": (0.1 * n, {}, None),
+                                          "pose_bas_fact": (1 - 0.1 * n, {}, None)})
         for mode, run_index, score in (("greedy", 0, n % 4), ("greedy", 1, n % 4), ("expected", 0, n % 4 + 0.5)):
             rows.append({"job_id": job.job_id, "judge": "j", "question_set": "paper",
                          "question_id": "beat_alignment", "mode": mode, "run_index": run_index, "question": "q",
@@ -35,8 +36,9 @@ def test_reliability_tables(tmp_path):
     assert runs["a"][3:] == ["4", "2", "1.00", "1.00", "0.00", "1.00"]  # identical repeats agree perfectly
     modes = {r[0]: r for r in tables["reliability-modes"]["rows"]}
     assert modes["all"][2:] == ["8", "1.00", "1.00", "0.50", "0.50"]
-    bas = {r[0]: r for r in tables["reliability-bas"]["rows"] if r[2] == "greedy"}
-    assert bas["a"][4:7] == ["4", "1.00", "1.00"]  # rating 0,1,2,3 vs BAS 0,.1,.2,.3
+    bas = {(r[0], r[3]): r for r in tables["reliability-bas"]["rows"] if r[2] == "greedy"}
+    assert bas["a", "bas_bailando"][4:7] == ["4", "1.00", "1.00"]  # rating 0,1,2,3 vs BAS 0,.1,.2,.3
+    assert bas["a", "pose_bas_fact"][4:7] == ["4", "-1.00", "-1.00"]  # vs pose BAS 1,.9,.8,.7
 
 
 def test_reliability_section_renders(tmp_path):

@@ -2,7 +2,8 @@
 
 - agreement of repeated runs (`--runs N`, frame jitter): ICC(1,1), mean pairwise Spearman, mean SD and
   the share of identical repeats, averaged over the questions;
-- the judge's beat-alignment rating against the objective BAS (both variants), per scoring mode;
+- the judge's beat-alignment rating against the objective BAS (both variants; pixel and, when measured,
+  pose path), per scoring mode;
 - the paper's greedy mode against the expected-score mode, averaged over the questions.
 
 A table appears only when the run has what it needs (two or more runs, metrics and answers, both modes).
@@ -17,7 +18,7 @@ import pandas as pd
 from mibench.metrics.reliability import metric_correlation, mode_agreement, run_agreement
 from mibench.store import Store
 
-BAS_METRICS = ("bas_bailando", "bas_fact")
+BAS_METRICS = ("bas_bailando", "bas_fact", "pose_bas_bailando", "pose_bas_fact")  # pixel, then pose path
 
 
 def _num(value: float, digits: int = 2) -> str:
