@@ -212,6 +212,8 @@ def metrics(
 def report(
     fmt: Annotated[str, typer.Option("--format", help="html (writes report/) or md (prints a table).")] = "html",
     reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Add the paper's rows.")] = True,
+    dist_reference: Annotated[str | None, typer.Option("--dist-reference", help="Normalise Dist_k with this "
+                                                       "model's videos (e.g. the real AIST dances).")] = None,
     seed: SeedOpt = 0,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
@@ -227,7 +229,7 @@ def report(
         return
     if fmt != "html":
         raise ConfigError(f"unknown format {fmt!r}", "choose html or md")
-    index = render_report(folder, reference=reference, seed=seed)
+    index = render_report(folder, reference=reference, seed=seed, dist_reference=dist_reference)
     err.print(f"report: {index}")
     emit(as_json, {"report": str(index), "csv": str(index.parent / "leaderboard.csv"),
                    "json": str(index.parent / "leaderboard.json")})

@@ -22,8 +22,8 @@ expected-score option). Objective metrics (`store.metrics()`) are aggregated per
 a NULL value is undefined and counted in `n_missing`. `pose_dist_k` (kinetic diversity, the paper's
 Dist_k) is a property of a model's set of videos, not of a video: `kinetics.dist_k` over the kinetic
 feature vectors stored with `pose_kinetic_energy`, z-normalised with the pooled vectors of every model of
-the run (the paper normalises with the real dances: add the AIST videos as a model to include them); it
-has no interval.
+the run, or with one model's (`dist_reference`): Bailando and the paper normalise with the real dances,
+so register the AIST videos as a model (`generate --videos`) and name it; it has no interval.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class Aggregate:
     done: dict[str, int]  # model -> number of videos generated (status done)
     seed: int
     n_boot: int
+    dist_reference: str | None = None  # the model whose kinetic features normalise Dist_k (None: all)
 
     @property
     def empty(self) -> bool:
@@ -187,7 +188,7 @@ def _group_scores(part: pd.DataFrame, columns: list[Column], n_boot: int, seed: 
     return rows
 
 
-def _objective(store: Store, n_boot: int, seed: int) -> pd.DataFrame:
+def _objective(store: Store, n_boot: int, seed: int, dist_reference: str | None) -> pd.DataFrame:
     metrics = _frame(store.metrics(), ["job_id", "name", "value"])
     metrics["value"] = metrics["value"].astype(float)
     merged = metrics.merge(_frame(store.jobs(), ["job_id", "model"]), on="job_id")
@@ -200,10 +201,10 @@ def _objective(store: Store, n_boot: int, seed: int) -> pd.DataFrame:
         rows.append({"model": model, "key": name, "mean": float(defined.mean()) if defined.size else np.nan,
                      "ci_low": low, "ci_high": high, "n_videos": int(defined.size),
                      "n_answers": len(values), "n_missing": int(len(values) - defined.size)})
-    return _frame(rows + _kinetic_diversity(store), ["model", "key", *SCORE_FIELDS])
+    return _frame(rows + _kinetic_diversity(store, dist_reference), ["model", "key", *SCORE_FIELDS])
 
 
-def _kinetic_diversity(store: Store) -> list[dict]:
+def _kinetic_diversity(store: Store, reference: str | None) -> list[dict]:
     """One `pose_dist_k` row per model with kinetic feature vectors (see the module docstring)."""
     models = {job["job_id"]: job["model"] for job in store.jobs()}
     features: dict[str, list[list[float]]] = {}
@@ -213,9 +214,12 @@ def _kinetic_diversity(store: Store) -> list[dict]:
         vector = json.loads(metric["params"] or "{}").get("features")
         if vector is not None:
             features.setdefault(models[metric["job_id"]], []).append(vector)
+    if reference is not None and reference not in features:
+        raise ConfigError(f"model {reference!r} has no kinetic features to normalise Dist_k with",
+                          "run `mibench metrics --pose` on it, or name another model")
     if not features:
         return []
-    pooled = np.array([vector for vectors in features.values() for vector in vectors])
+    pooled = np.array([vector for model in ([reference] if reference else features) for vector in features[model]])
     rows = []
     for model, vectors in sorted(features.items()):
         value = dist_k(np.array(vectors), reference=pooled)
@@ -256,7 +260,7 @@ def _comparisons(per_video: pd.DataFrame, columns: list[Column], n_boot: int, se
                          "ci_high", "wilcoxon_statistic", "p_value"])
 
 
-def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000) -> Aggregate:
+def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000, dist_reference: str | None = None) -> Aggregate:
     """Aggregate every judge answer and objective metric of a store (see the module docstring)."""
     answers = store.answers()
     per_video = per_video_scores(answers, store.jobs())
@@ -270,11 +274,12 @@ def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000) -> Aggregate:
         columns=columns,
         per_video=per_video,
         scores=_frame(rows, [*GROUP, "key", *SCORE_FIELDS]),
-        objective=_objective(store, n_boot, seed),
+        objective=_objective(store, n_boot, seed, dist_reference),
         comparisons=_comparisons(per_video, columns, n_boot, seed),
         done={model: len(store.videos(model)) for model in store.models()},
         seed=seed,
         n_boot=n_boot,
+        dist_reference=dist_reference,
     )
 
 

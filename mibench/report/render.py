@@ -371,7 +371,7 @@ def _json(agg: Aggregate, run_dir: Path, reference: dict | None) -> str:
     return json.dumps(document, indent=1, ensure_ascii=False)
 
 
-def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0) -> Path:
+def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None) -> Path:
     """Write the run's report folder (see the module docstring); returns the path of index.html."""
     run_dir = Path(run_dir)
     store = _open(run_dir)
@@ -380,7 +380,7 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0) -> Pa
     env = _environment()
     ref = load_reference() if reference else None
     try:
-        agg = aggregate(store, seed=seed)
+        agg = aggregate(store, seed=seed, dist_reference=dist_reference)
         common = {"run": run_dir.name, "definitions": DEFINITIONS, "seed": seed, "n_boot": agg.n_boot}
         for model in store.models():
             page = env.get_template("model.html").render(
@@ -389,7 +389,8 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0) -> Pa
             _write(report_dir / model_page(model), page)
         index = env.get_template("index.html").render(
             **common, empty=agg.empty, summary=_summary(store, agg), sections=_sections(agg, ref),
-            objective=_objective(agg), reliability=reliability_tables(store), reference=ref)
+            objective=_objective(agg), dist_reference=agg.dist_reference, reliability=reliability_tables(store),
+            reference=ref)
     finally:
         store.close()
     _write(report_dir / "leaderboard.csv", leaderboard(agg).to_csv(index=False))
