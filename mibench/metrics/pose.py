@@ -13,7 +13,7 @@ landmark smoothing off: mediapipe's smoothing filter delays pose extremes (on th
 without). A frame without a person gets NaN keypoints; `kinetics.fill_gaps`
 bridges them. All 33 landmarks are kept in pixels (x right, y down). mediapipe's C++ start-up lines
 (TFLite delegate, absl warnings), printed from its start until the first person is found, are kept
-off stderr.
+off stderr (which is muted until then).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import ctypes
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,23 +110,21 @@ def pose_track(path: str | Path, fps: float) -> PoseTrack:
     """The 2-D pose track of a video (see the module docstring); `fps` is recorded with it."""
     pose = require_estimator()
     path = existing_file(path)
-    rows, size, seen = [], None, False
-    with _native_stderr_muted():
-        estimator = pose.Pose(static_image_mode=False, model_complexity=MODEL_COMPLEXITY, smooth_landmarks=False,
-                              min_detection_confidence=MIN_DETECTION, min_tracking_confidence=MIN_TRACKING)
-    with estimator:
-        for rgb in prefetched(_rgb_frames(path)):
-            size = rgb.shape[:2]
-            if seen:
+    rows, size = [], None
+    with ExitStack() as quiet:
+        # the graph's threads load the models (and log) after construction returns, until the first frame's
+        # result; the landmark model logs again when it first sees a person: quiet until then
+        quiet.enter_context(_native_stderr_muted())
+        with pose.Pose(static_image_mode=False, model_complexity=MODEL_COMPLEXITY, smooth_landmarks=False,
+                       min_detection_confidence=MIN_DETECTION, min_tracking_confidence=MIN_TRACKING) as estimator:
+            for rgb in prefetched(_rgb_frames(path)):
+                size = rgb.shape[:2]
                 found = estimator.process(rgb).pose_landmarks
-            else:  # the detector starts on the first frame, the landmark model on the first person found
-                with _native_stderr_muted():
-                    found = estimator.process(rgb).pose_landmarks
-                seen = found is not None
-            if found is None:
-                rows.append(np.full((LANDMARKS, 2), np.nan))
-            else:
-                rows.append([(mark.x * size[1], mark.y * size[0]) for mark in found.landmark])
+                if found is None:
+                    rows.append(np.full((LANDMARKS, 2), np.nan))
+                else:
+                    quiet.close()
+                    rows.append([(mark.x * size[1], mark.y * size[0]) for mark in found.landmark])
     if not rows:
         raise MediaError(f"{path} has no decodable frames", "re-encode or replace the file")
     params = {"estimator": "mediapipe BlazePose", "model_complexity": MODEL_COMPLEXITY, "smooth_landmarks": False,
