@@ -124,3 +124,11 @@ def test_metrics_stage_with_pose_and_dist_k_in_the_report(tmp_path, capsys, monk
 def test_doctor_names_the_pose_estimator(capsys, monkeypatch):
     code, out, _ = run_cli(["doctor"], capsys, monkeypatch)
     assert code == 0 and "pose estimator" in out and "BlazePose" in out
+
+
+def test_pose_track_keeps_mediapipe_logs_off_stderr(clips, capfd):
+    from mibench.metrics.pose import pose_track
+
+    track = pose_track(_clip(clips, "quiet", 120.0), FPS)
+    assert track.detected == 1.0 and track.keypoints.shape == (SECONDS * FPS, 33, 2)
+    assert capfd.readouterr().err == ""
