@@ -4,6 +4,7 @@ the run stage (`mibench metrics --pose`), Dist_k in the report, and `mibench doc
 from __future__ import annotations
 
 import json
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -132,3 +133,18 @@ def test_pose_track_keeps_mediapipe_logs_off_stderr(clips, capfd):
     track = pose_track(_clip(clips, "quiet", 120.0), FPS)
     assert track.detected == 1.0 and track.keypoints.shape == (SECONDS * FPS, 33, 2)
     assert capfd.readouterr().err == ""
+
+
+def test_without_mediapipe_the_pose_path_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)  # import fails as if not installed
+    assert estimator_status().startswith("unavailable: the pose path needs mediapipe 0.10.21")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    _clip(folder, "one", 120.0)
+    run_dir = str(tmp_path / "run")
+    code, _, _ = run_cli(["generate", "--videos", str(folder), "--name", "m", "--run-dir", run_dir], capsys,
+                         monkeypatch)
+    assert code == 0
+    code, _, err = run_cli(["metrics", "--pose", "--run-dir", run_dir], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "pip install --no-deps mediapipe==0.10.21" in err
