@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mibench.errors import ConfigError, MibenchError
 
@@ -99,8 +100,8 @@ def generate(
         with session(store, "register", {"videos": videos, "name": name}):
             jobs, warnings = register_videos(store, videos, name)
         for warning in warnings:
-            err.print(f"[yellow]warning[/yellow] {warning}")
-        err.print(f"registered {len(jobs)} videos as model {name!r} in {folder}")
+            err.print(f"[yellow]warning[/yellow] {escape(str(warning))}")
+        err.print(escape(f"registered {len(jobs)} videos as model {name!r} in {folder}"))
         emit(as_json, {"run_dir": str(folder), "model": name, "registered": len(jobs), "warnings": warnings})
         return
     if not model:
@@ -230,7 +231,7 @@ def report(
     if fmt != "html":
         raise ConfigError(f"unknown format {fmt!r}", "choose html or md")
     index = render_report(folder, reference=reference, seed=seed, dist_reference=dist_reference)
-    err.print(f"report: {index}")
+    err.print(escape(f"report: {index}"))
     emit(as_json, {"report": str(index), "csv": str(index.parent / "leaderboard.csv"),
                    "json": str(index.parent / "leaderboard.json")})
 
@@ -272,7 +273,7 @@ def doctor(as_json: JsonOpt = False) -> None:
     for section, items in data.items():
         out.print(f"[bold]{section}[/bold]")
         for key, value in items.items():
-            out.print(f"  {key:40s} {value}")
+            out.print(escape(f"  {key:40s} {value}"))
 
 
 @app.command()
@@ -344,7 +345,7 @@ def _print_bench(result: dict, as_json: bool) -> None:
     out = Console()
     for key, value in result.items():
         if not isinstance(value, (dict, list)):
-            out.print(f"  {key:36s} {value}")
+            out.print(escape(f"  {key:36s} {value}"))
 
 
 def _existing_store(folder: Path):
@@ -359,7 +360,7 @@ def main() -> None:
     try:
         app()
     except MibenchError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc.line()}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/bold red] {escape(exc.line())}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted; finished work is kept in the run's store")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from mibench.bench.jobs import expand, music_from_folder
 from mibench.bench.prompts import load_question_set
@@ -113,5 +114,5 @@ def run_demo(run_dir: Path, console: Console) -> dict:
     summary["seconds"] = round(time.perf_counter() - start, 1)
     console.print(f"demo finished in {summary['seconds']} s")
     if "report" in summary:
-        console.print(f"report: {summary['report']}")
+        console.print(escape(f"report: {summary['report']}"))
     return summary

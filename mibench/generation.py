@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
+
 from mibench.bench.jobs import Job
 from mibench.errors import MibenchError
 from mibench.generators.base import Generator
@@ -70,7 +72,7 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
         except MibenchError as exc:
             store.record_video(job.job_id, None, status="failed", error=exc.line())
             summary.failed.append((job.job_id, exc.line()))
-            log(f"[red]failed[/red] {job.job_id}: {exc.line()}")
+            log(f"[red]failed[/red] {job.job_id}: {escape(exc.line())}")
             advance()
             continue
         seconds = time.perf_counter() - start

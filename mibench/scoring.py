@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.markup import escape
+
 from mibench.bench.prompts import QuestionSet
 from mibench.errors import MediaError
 from mibench.generation import StageSummary
@@ -45,7 +47,7 @@ def score_videos(store: Store, judge: Judge, questions: QuestionSet, *, models: 
                 encoded = judge.encode(Path(video["path"]), modal=modal, jitter_seed=jitter)
             except MediaError as exc:
                 summary.failed.append((video["job_id"], exc.line()))
-                log(f"[red]skipped[/red] {video['job_id']}: {exc.line()}")
+                log(f"[red]skipped[/red] {video['job_id']}: {escape(exc.line())}")
                 break
             texts = [q.render(video["prompt"]) for q in todo]
             answers = judge.ask(encoded, texts, mode=mode, max_new_tokens=max_new_tokens)

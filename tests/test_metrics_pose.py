@@ -147,4 +147,6 @@ def test_without_mediapipe_the_pose_path_says_how_to_install_it(tmp_path, capsys
     assert code == 0
     code, _, err = run_cli(["metrics", "--pose", "--run-dir", run_dir], capsys, monkeypatch)
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "pip install --no-deps mediapipe==0.10.21" in err
+    assert 'pip install -e ".[pose]" && pip install --no-deps mediapipe==0.10.21' in err  # brackets kept
+    code, out, _ = run_cli(["doctor"], capsys, monkeypatch)
+    assert code == 0 and '".[pose]"' in out

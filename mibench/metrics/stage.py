@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from rich.markup import escape
+
 from mibench.errors import ConfigError, MediaError
 from mibench.generation import StageSummary
 from mibench.metrics.compute import DEFAULT_VARIANTS, MetricValue, compute_video_metrics, metric_names
@@ -101,7 +103,7 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
     for row, (values, error) in zip(pending, _results(tasks, workers, max(1, len(chosen))), strict=True):
         if values is None:
             summary.failed.append((row["job_id"], error))
-            log(f"[red]skipped[/red] {row['job_id']}: {error}")
+            log(f"[red]skipped[/red] {row['job_id']}: {escape(error)}")
         else:
             store.record_metrics(row["job_id"], values)
             summary.done += 1
