@@ -75,6 +75,12 @@ def test_files_written(run):
     assert not any(p.suffix == ".tmp" for p in (run / "report").iterdir())
 
 
+def test_element_ids_are_unique(run):
+    for page in (run / "report").glob("*.html"):
+        ids = re.findall(r'\sid="([^"]+)"', page.read_text(encoding="utf-8"))
+        assert ids and len(ids) == len(set(ids)), (page.name, sorted(i for i in ids if ids.count(i) > 1))
+
+
 def test_hostile_text_is_escaped(run):
     for name in ("index.html", model_page("good"), model_page(EVIL_MODEL)):
         page = read(run, name)

@@ -219,7 +219,7 @@ def _objective(agg: Aggregate) -> Table | None:
                       int(indexed.at[(model, k), "n_missing"])) if (model, k) in indexed.index else Cell(math.nan)
                  for k in keys]
         rows.append(Row(model, cells, href=model_page(model), missing=sum(c.n_missing for c in cells)))
-    return Table(id="objective", title="Objective metrics", headers=keys, rows=rows)
+    return Table(id="objective-table", title="Objective metrics", headers=keys, rows=rows)
 
 
 # -- run summary ------------------------------------------------------------------------------------
