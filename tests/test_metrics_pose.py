@@ -113,7 +113,7 @@ def test_metrics_stage_with_pose_and_dist_k_in_the_report(tmp_path, capsys, monk
     code, _, _ = run_cli(["report", "--run-dir", str(run_dir)], capsys, monkeypatch)
     assert code == 0 and "pose_dist_k" in (run_dir / "report" / "index.html").read_text()
     pages = [p.read_text() for p in (run_dir / "report").rglob("*.html") if p.name != "index.html"]
-    assert any("99 values (for Dist_k)" in page for page in pages)
+    assert any("features = 99 values (for Dist_k)" in page and "motion.signal = pose" in page for page in pages)
     by_steady = aggregate(store, n_boot=50, dist_reference="steady").objective.set_index(["model", "key"])
     assert by_steady.loc[("varied", "pose_dist_k"), "mean"] != varied["mean"]
     code, _, _ = run_cli(["report", "--dist-reference", "steady", "--run-dir", str(run_dir)], capsys, monkeypatch)

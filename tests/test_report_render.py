@@ -125,7 +125,7 @@ def test_model_page_shows_videos_answers_and_metrics(run):
     assert "No judge answers yet." in page  # the unscored third video
     good = read(run, model_page("good"))
     assert '<span class="miss">missing</span>' in good
-    assert "sigma_s" in good and "0.2500" in good and "undefined" in good
+    assert "sigma_s = 0.05" in good and "0.2500" in good and "undefined" in good
     assert "m0" in good and "<dt>Seed</dt><dd>0</dd>" in good
 
 

@@ -303,11 +303,23 @@ def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir:
 
 
 def _shown_params(params: str | None) -> str:
-    """A metric's stored parameters as shown on a model page: feature vectors summarised by their length."""
-    values = json.loads(params or "{}")
-    if isinstance(values.get("features"), list):
-        values["features"] = f"{len(values['features'])} values (for Dist_k)"
-    return json.dumps(values)
+    """A metric's stored parameters as shown on a model page, one `key = value` per line: nested keys
+    joined with dots, floats to 4 significant digits, feature vectors summarised by their length."""
+    lines = []
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif prefix.endswith("features") and isinstance(value, list):
+            lines.append(f"{prefix} = {len(value)} values (for Dist_k)")
+        elif isinstance(value, float):
+            lines.append(f"{prefix} = {value:.4g}")
+        else:
+            lines.append(f"{prefix} = {value if isinstance(value, str) else json.dumps(value)}")
+
+    walk("", json.loads(params or "{}"))
+    return "\n".join(lines)
 
 
 def distribution_sd(distribution: str | None) -> float | None:
