@@ -7,14 +7,14 @@ wheel, so nothing is downloaded at run time (complexities 0 and 2 download their
 by the tests), so it is installed without its dependency pins: `pip install -e ".[pose]"` (its
 runtime dependencies) then `pip install --no-deps mediapipe==0.10.21`.
 
-Frames are fed in order in tracking mode (the detector runs when the track is lost) with
-landmark smoothing off: mediapipe's smoothing filter delays pose extremes (on the synthetic person at
-90 and 128 BPM, 8 s, kinematic beats came 0.18 and 0.28 frames late on average with it, 0.08 and 0.03
-without). A frame without a person gets NaN keypoints; `kinetics.fill_gaps`
-bridges them. All 33 landmarks are kept in pixels (x right, y down). BlazePose follows one person: in a
-group video the pose metrics describe the dancer it tracks (the pixel metrics see everyone). mediapipe's C++ start-up lines
-(TFLite delegate, absl warnings), printed from its start until the first person is found, are kept
-off stderr (which is muted until then).
+Frames are fed in order in tracking mode (the detector runs when the track is lost) with landmark
+smoothing off: mediapipe's smoothing filter delays pose extremes (on the synthetic person at 90 and 128
+BPM, 8 s, kinematic beats came 0.18 and 0.28 frames late on average with it, 0.08 and 0.03 without).
+A frame without a person gets NaN keypoints; `kinetics.fill_gaps` bridges them. All 33 landmarks are
+kept in pixels (x right, y down). BlazePose follows one person: in a group video the pose metrics
+describe the dancer it tracks (the pixel metrics see everyone). mediapipe's C++ start-up lines (TFLite
+delegate, absl warnings), printed from its start until the first person is found, are kept off stderr
+(which is muted until then).
 """
 
 from __future__ import annotations
