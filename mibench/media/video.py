@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -105,19 +105,31 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
         return _read_frames_pyav(path, wanted)
 
 
+def decoded_frames(path: str | Path, options: dict[str, str] | None = None) -> Iterator[av.VideoFrame]:
+    """Every frame of the first video track in order, decoded by PyAV with the decoder `options`;
+    MediaError (naming the file) when it is missing, has no video track or cannot be decoded."""
+    path = existing_file(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path} has no video track", "pass a video file")
+            stream = container.streams.video[0]
+            if options:
+                stream.codec_context.options = options
+            yield from container.decode(stream)
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path} cannot be decoded: {exc.strerror}", _FIX_CORRUPT) from exc
+
+
 def _read_frames_pyav(path: Path, wanted: list[int]) -> np.ndarray:
     """`read_frames` by decoding with PyAV from the start up to the last wanted index."""
     needed, last = set(wanted), max(wanted)
     found: dict[int, np.ndarray] = {}
-    try:
-        with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i in needed:
-                    found[i] = frame.to_ndarray(format="rgb24")
-                if i == last:
-                    break
-    except av.FFmpegError as exc:
-        raise MediaError(f"{path} cannot be decoded: {exc.strerror}", _FIX_CORRUPT) from exc
+    for i, frame in enumerate(decoded_frames(path)):
+        if i in needed:
+            found[i] = frame.to_ndarray(format="rgb24")
+        if i == last:
+            break
     missing = sorted(needed - found.keys())
     if missing:
         raise MediaError(f"{path}: frame {missing[0]} cannot be decoded", _FIX_CORRUPT)

@@ -27,11 +27,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 
 from mibench.errors import ConfigError, MediaError
 from mibench.media.audio import existing_file
+from mibench.media.video import decoded_frames
 from mibench.metrics.motion import prefetched
 
 LANDMARKS = 33
@@ -96,17 +96,6 @@ def _native_stderr_muted() -> Iterator[None]:
         os.close(saved)
 
 
-def _rgb_frames(path: Path):
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaError(f"{path} has no video track", "pass a video file")
-            for frame in container.decode(container.streams.video[0]):
-                yield frame.to_ndarray(format="rgb24")
-    except av.FFmpegError as exc:
-        raise MediaError(f"{path} cannot be decoded: {exc.strerror}", "re-encode or replace the file") from exc
-
-
 def pose_track(path: str | Path, fps: float) -> PoseTrack:
     """The 2-D pose track of a video (see the module docstring); `fps` is recorded with it."""
     pose = require_estimator()
@@ -118,7 +107,7 @@ def pose_track(path: str | Path, fps: float) -> PoseTrack:
         quiet.enter_context(_native_stderr_muted())
         with pose.Pose(static_image_mode=False, model_complexity=MODEL_COMPLEXITY, smooth_landmarks=False,
                        min_detection_confidence=MIN_DETECTION, min_tracking_confidence=MIN_TRACKING) as estimator:
-            for rgb in prefetched(_rgb_frames(path)):
+            for rgb in prefetched(frame.to_ndarray(format="rgb24") for frame in decoded_frames(path)):
                 size = rgb.shape[:2]
                 found = estimator.process(rgb).pose_landmarks
                 if found is None:
