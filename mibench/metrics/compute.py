@@ -229,31 +229,29 @@ def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tup
     (`stage.worker_throughput`, 2 x workers x repeats copies)."""
     with tempfile.TemporaryDirectory(prefix="mibench-bench-") as tmp:
         warm = Path(tmp) / "warm.mp4"
-        figure = "person" if pose else "stick"
-        write_mp4(warm, dancer_video(bpm, 1.0, fps=fps, size=(64, 64)), fps, audio=drum_track(bpm, 1.0),
-                  audio_sr=16000)
-        compute_video_metrics(warm, bpm=bpm, method=method, variants=variants, pose=pose)
+        options = {"bpm": bpm, "method": method, "variants": tuple(variants), "pose": pose}
+        _write_dancer(warm, bpm, 1.0, fps, (64, 64), "stick")
+        compute_video_metrics(warm, **options)
         if video is None:
             video = Path(tmp) / "bench.mp4"
             # in a child process: the clip's frames (730 MB for 20 s at 480x848) stay out of this
             # process's peak memory, which `mibench bench metrics` reports
             with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
-                child.submit(_write_dancer, video, bpm, seconds, fps, size, figure).result()
+                child.submit(_write_dancer, video, bpm, seconds, fps, size, "person" if pose else "stick").result()
         info = probe(video)
         walls, cpus, shared = [], [], []
         for _ in range(repeats):
             cache: dict = {}
             start, cpu = time.perf_counter(), time.process_time()
-            compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache, pose=pose)
+            compute_video_metrics(video, music_cache=cache, **options)
             walls.append(time.perf_counter() - start)
             cpus.append(time.process_time() - cpu)
             start = time.perf_counter()
-            compute_video_metrics(video, bpm=bpm, method=method, variants=variants, music_cache=cache, pose=pose)
+            compute_video_metrics(video, music_cache=cache, **options)
             shared.append(time.perf_counter() - start)
         if workers > 1:
             from mibench.metrics.stage import worker_throughput
 
-            options = {"method": method, "variants": tuple(variants), "pose": pose, "bpm": bpm}
             per_video = worker_throughput(video, warm, workers=workers, copies=2 * workers * repeats,
                                           options=options)
     elapsed, cpu, again = statistics.median(walls), statistics.median(cpus), statistics.median(shared)
