@@ -189,7 +189,7 @@ def _group_scores(part: pd.DataFrame, columns: list[Column], n_boot: int, seed: 
 
 
 def _objective(store: Store, n_boot: int, seed: int, dist_reference: str | None) -> pd.DataFrame:
-    metrics = _frame(store.metrics(), ["job_id", "name", "value"])
+    metrics = _frame(store.metrics(), ["job_id", "name", "value", "params"])
     metrics["value"] = metrics["value"].astype(float)
     merged = metrics.merge(_frame(store.jobs(), ["job_id", "model"]), on="job_id")
     rows = []
@@ -201,19 +201,18 @@ def _objective(store: Store, n_boot: int, seed: int, dist_reference: str | None)
         rows.append({"model": model, "key": name, "mean": float(defined.mean()) if defined.size else np.nan,
                      "ci_low": low, "ci_high": high, "n_videos": int(defined.size),
                      "n_answers": len(values), "n_missing": int(len(values) - defined.size)})
-    return _frame(rows + _kinetic_diversity(store, dist_reference), ["model", "key", *SCORE_FIELDS])
+    return _frame(rows + _kinetic_diversity(merged, dist_reference), ["model", "key", *SCORE_FIELDS])
 
 
-def _kinetic_diversity(store: Store, reference: str | None) -> list[dict]:
-    """One `pose_dist_k` row per model with kinetic feature vectors (see the module docstring)."""
-    models = {job["job_id"]: job["model"] for job in store.jobs()}
+def _kinetic_diversity(metrics: pd.DataFrame, reference: str | None) -> list[dict]:
+    """One `pose_dist_k` row per model with kinetic feature vectors (see the module docstring), from the
+    run's metric rows joined with their jobs' models."""
     features: dict[str, list[list[float]]] = {}
-    for metric in store.metrics():
-        if metric["name"] != "pose_kinetic_energy" or metric["job_id"] not in models:
-            continue
-        vector = json.loads(metric["params"] or "{}").get("features")
+    kinetic = metrics.loc[metrics["name"] == "pose_kinetic_energy", ["model", "params"]]
+    for model, params in kinetic.itertuples(index=False):
+        vector = json.loads(params or "{}").get("features")
         if vector is not None:
-            features.setdefault(models[metric["job_id"]], []).append(vector)
+            features.setdefault(model, []).append(vector)
     if reference is not None and reference not in features:
         raise ConfigError(f"model {reference!r} has no kinetic features to normalise Dist_k with",
                           "run `mibench metrics --pose` on it, or name another model")
