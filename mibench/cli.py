@@ -187,7 +187,7 @@ def metrics(
     pose: Annotated[bool, typer.Option("--pose", help="Also the 2-D pose path (BAS, Dist_k; needs mediapipe, "
                                        "see `mibench doctor`).")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Videos measured at once, in that many processes "
-                                         "(the pose path is ~1.5x real time per core).")] = 1,
+                                         "(the pose path runs at about 1.6x real time per process).")] = 1,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
