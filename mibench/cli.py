@@ -86,15 +86,15 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate the videos of a suite with a model, or register your own videos (--videos --name)."""
-    from mibench.generation import generate_jobs
+    from mibench.stages.generate import generate_jobs
     from mibench.store import Store
 
     folder = run_dir_of(run, run_dir)
     if videos is not None:
         if not name:
             raise ConfigError("--videos needs --name NAME", "the name the videos appear under in reports")
-        from mibench.byo import register_videos
         from mibench.provenance import session
+        from mibench.stages.register import register_videos
 
         store = Store.open(folder)
         with session(store, "register", {"videos": videos, "name": name}):
@@ -107,11 +107,11 @@ def generate(
     if not model:
         raise ConfigError("no model given", "pass --model NAME (see `mibench list`) or --videos DIR --name NAME")
     _check_preset(preset)
-    from mibench.bench.jobs import expand, select_shard
-    from mibench.bench.music import resolve_music
     from mibench.generators.base import build_generator
     from mibench.progress import progress_bar
     from mibench.provenance import session
+    from mibench.suite.jobs import expand, select_shard
+    from mibench.suite.music import resolve_music
 
     speed = {"steps": steps, "dtype": dtype, "offload": offload, "vae_tiling": vae_tiling or None,
              "fuse_lora": fuse_lora or None}
@@ -151,11 +151,11 @@ def score(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the judge the question set about every video of the run and store its answers."""
-    from mibench.bench.prompts import load_question_set
     from mibench.judges.base import build_judge
     from mibench.progress import progress_bar
     from mibench.provenance import session
-    from mibench.scoring import MODES, score_videos
+    from mibench.stages.score import MODES, score_videos
+    from mibench.suite.prompts import load_question_set
 
     _check_preset(preset)
     if mode not in MODES:
@@ -193,9 +193,9 @@ def metrics(
     as_json: JsonOpt = False,
 ) -> None:
     """Compute the objective music-motion metrics of every video of the run."""
-    from mibench.metrics.stage import compute_run_metrics
     from mibench.progress import progress_bar
     from mibench.provenance import session
+    from mibench.stages.measure import compute_run_metrics
 
     store = _existing_store(run_dir_of(run, run_dir))
     models = model or store.models()
@@ -239,9 +239,9 @@ def report(
 @app.command("list")
 def list_(as_json: JsonOpt = False) -> None:
     """List models, judges, suites, prompt sets and question sets."""
-    from mibench.bench.jobs import SUITES
-    from mibench.bench.prompts import prompt_sets, question_sets
     from mibench.cards import cards
+    from mibench.suite.jobs import SUITES
+    from mibench.suite.prompts import prompt_sets, question_sets
 
     data = {
         "generators": {c.name: c.title for c in cards("generator")},
@@ -299,7 +299,7 @@ def bench_generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Seconds per denoising step and peak memory of a generator."""
-    from mibench.benchmarks import bench_generator
+    from mibench.speed.generate import bench_generator
 
     _check_preset(preset)
     _print_bench(bench_generator(model, preset, repeats=repeats, frames=frames, weights=weights, device=device),
@@ -316,7 +316,7 @@ def bench_judge(
     as_json: JsonOpt = False,
 ) -> None:
     """Seconds per scored video: naive per-question path vs cached path, same weights."""
-    from mibench.judges.videollama2.bench import bench_judge as run
+    from mibench.speed.judge import bench_judge as run
 
     _print_bench(run(checkpoint=checkpoint, siglip=siglip, video=video, max_new_tokens=max_new_tokens,
                      repeats=repeats), as_json)
@@ -333,7 +333,7 @@ def bench_metrics(
     as_json: JsonOpt = False,
 ) -> None:
     """Seconds of computation per minute of video (default: a synthetic 480x848 dancer)."""
-    from mibench.benchmarks import bench_metrics as run
+    from mibench.speed.metrics import bench_metrics as run
 
     _print_bench(run(seconds=seconds, repeats=repeats, video=video, pose=pose, workers=workers), as_json)
 

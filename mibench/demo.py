@@ -16,14 +16,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from mibench.bench.jobs import expand, music_from_folder
-from mibench.bench.prompts import load_question_set
 from mibench.cards import cards
-from mibench.generation import generate_jobs
 from mibench.media.audio import write_wav
 from mibench.media.synth import drum_track
 from mibench.provenance import session
+from mibench.stages.generate import generate_jobs
 from mibench.store import Store
+from mibench.suite.jobs import expand, music_from_folder
+from mibench.suite.prompts import load_question_set
 
 DEMO_TEMPI = (90, 128)
 DEMO_SECONDS = 10.0
@@ -45,7 +45,7 @@ def write_demo_music(folder: Path) -> None:
 def run_demo(run_dir: Path, console: Console) -> dict:
     from mibench.generators.base import build_generator
     from mibench.judges.base import build_judge
-    from mibench.scoring import score_videos
+    from mibench.stages.score import score_videos
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -90,7 +90,7 @@ def run_demo(run_dir: Path, console: Console) -> dict:
                       f"({time.perf_counter() - t0:.1f} s)")
 
     try:
-        from mibench.metrics.stage import compute_run_metrics
+        from mibench.stages.measure import compute_run_metrics
     except ModuleNotFoundError as exc:
         if not _not_built(exc):
             raise

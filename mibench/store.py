@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
-from mibench.bench.jobs import Job
 from mibench.errors import StoreError
+from mibench.suite.jobs import Job
 
 SCHEMA_VERSION = 1
 STORE_NAME = "mibench.sqlite"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mibench.bench import aist
-from mibench.bench.jobs import Job, Music, expand, music_from_folder, select_shard, slug
-from mibench.bench.music import resolve_music
-from mibench.bench.prompts import load_prompt_set, load_question_set
 from mibench.errors import ConfigError, MediaError
+from mibench.suite import aist
+from mibench.suite.jobs import Job, Music, expand, music_from_folder, select_shard, slug
+from mibench.suite.music import resolve_music
+from mibench.suite.prompts import load_prompt_set, load_question_set
 
 # The official strings of MusicInfuser's vlm_eval scripts (@41954c9), quoted in shared/notes/benchmark.md §4.
 PAPER_QUALITY = [

@@ -11,12 +11,12 @@ import pytest
 from rich.console import Console
 from test_report_browser import ARGS, ARTIFACTS, CHROMIUM, chromium_launcher
 
-from mibench.bench.prompts import load_question_set
-from mibench.byo import register_videos
 from mibench.cards import cards
 from mibench.demo import run_demo
 from mibench.report import render_report
+from mibench.stages.register import register_videos
 from mibench.store import Store
+from mibench.suite.prompts import load_question_set
 
 HOSTILE = "<script>window.__pwned = 1</script> a dancer \"quoted\" & 'more'"
 

@@ -9,15 +9,16 @@ import math
 import numpy as np
 import pytest
 
-from mibench.bench.jobs import Job
 from mibench.errors import ConfigError, MediaError
 from mibench.media.audio import write_wav
 from mibench.media.synth import beat_times, dancer_video, drum_track
 from mibench.media.video import write_mp4
-from mibench.metrics.compute import METRICS, bench_metrics, compute_video_metrics
+from mibench.metrics.compute import METRICS, compute_video_metrics
 from mibench.metrics.music_beats import ONSET_LAG_FRAMES, RECIPES, music_beats
-from mibench.metrics.stage import compute_run_metrics
+from mibench.speed.metrics import bench_metrics
+from mibench.stages.measure import compute_run_metrics
 from mibench.store import Store
+from mibench.suite.jobs import Job
 
 FPS, SECONDS, SIZE, SR = 30, 5.0, (72, 72), 16000
 

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from mibench.bench.jobs import Job
 from mibench.report.aggregate import (
     aggregate,
     bootstrap_weights,
@@ -16,6 +15,7 @@ from mibench.report.aggregate import (
     resampled_means,
 )
 from mibench.store import Store
+from mibench.suite.jobs import Job
 
 MISSING = None
 # model -> question -> per item (m1, m2, m3) the scores of runs 0 and 1 (None = unparseable answer)

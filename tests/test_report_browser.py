@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mibench.bench.jobs import Job
 from mibench.media.video import write_mp4
 from mibench.report import render_report
 from mibench.report.render import model_page
 from mibench.store import Store
+from mibench.suite.jobs import Job
 
 pytestmark = pytest.mark.browser
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from mibench.bench.jobs import Job
 from mibench.report import render_report
 from mibench.report.reliability import reliability_tables
 from mibench.store import Store
+from mibench.suite.jobs import Job
 
 
 def _store(tmp_path) -> Store:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mibench.bench.jobs import Job
 from mibench.errors import StoreError
 from mibench.report import markdown_table, render_report
 from mibench.report.aggregate import aggregate, leaderboard
 from mibench.report.render import model_page
 from mibench.store import Store
+from mibench.suite.jobs import Job
 
 HOSTILE = "<script>window.__pwned=1</script> \"quoted\" 'single' & <b>bold</b>"
 LONG = "a dancer " + "in an ever longer scene " * 150 + "x" * 600
@@ -188,10 +188,10 @@ def test_missing_store_is_a_clear_error(tmp_path):
 def test_expected_mode_answers_show_their_spread(tmp_path):
     import json
 
-    from mibench.bench.jobs import Job
     from mibench.report import render_report
     from mibench.report.render import distribution_sd, model_page
     from mibench.store import Store
+    from mibench.suite.jobs import Job
 
     store = Store.open(tmp_path)
     job = Job(model="m", suite="aist", music_id="t", music_path=None, prompt_id="b", prompt="p", seed=0,

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from mibench.bench.jobs import Job
 from mibench.errors import StoreError
 from mibench.store import Store
+from mibench.suite.jobs import Job
 
 
 def _jobs(n: int, model: str = "m") -> list[Job]:

@@ -16,10 +16,11 @@ from conftest import fixture_set
 from safetensors import safe_open
 
 from mibench.errors import ConfigError
-from mibench.judges.videollama2 import EncodedVideo, VideoLLaMA2Judge, bench
-from mibench.judges.videollama2.bench import bench_config, bench_judge, paper_questions, synthetic_clip
+from mibench.judges.videollama2 import EncodedVideo, VideoLLaMA2Judge
 from mibench.judges.videollama2.export import save_official
 from mibench.judges.videollama2.model import VideoLLaMA2AV
+from mibench.speed import judge as bench
+from mibench.speed.judge import bench_config, bench_judge, paper_questions, synthetic_clip
 
 POS_CONV = "audio_tower.encoder.pos_conv.weight"
 QUESTIONS = ["Rate the imaging quality 0-10. Output only the number.",

@@ -89,7 +89,8 @@ def test_fbank_from_reference_pcm(fx):
     fbank = pp.kaldi_fbank(pp.clip_waveform(pcm, ranges) * 2**15)
     assert list(fbank.unsqueeze(0).shape) == audio["fbank_shape"]
     head = exp["audio_fbank_fp32_head"]
-    torch.testing.assert_close(fbank[: len(head)], head, rtol=1e-5, atol=1e-3)
+    # atol 2e-2 (the fixture README): float32 FFT noise differs across CPUs and torch builds
+    torch.testing.assert_close(fbank[: len(head)], head, rtol=1e-5, atol=2e-2)
     pad = exp["audio_fbank_pad_row_fp32"].expand(len(fbank) - len(head), -1)
     torch.testing.assert_close(fbank[len(head):], pad, rtol=1e-5, atol=1e-3)
     got, ref = pp.audio_fbank(pcm, ranges).float(), exp["audio_fbank"].float()

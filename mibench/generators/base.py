@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mibench.bench.jobs import Job
 from mibench.cards import Card, card
 from mibench.errors import MediaError
 from mibench.media.audio import change_tempo, crop_or_pad, load_audio
+from mibench.suite.jobs import Job
 
 
 class Generator(ABC):

@@ -11,10 +11,10 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from mibench.bench.jobs import Job
 from mibench.generators.base import Generator, job_music
 from mibench.media.synth import dancer_video
 from mibench.media.video import write_mp4
+from mibench.suite.jobs import Job
 
 SAMPLE_RATE = 16000
 

@@ -1,4 +1,4 @@
-"""The metrics of one video (`compute_video_metrics`) and their throughput benchmark (`bench_metrics`).
+"""The metrics of one video (`compute_video_metrics`).
 
 Metric names (`METRICS`), each stored as (value or None when undefined, parameters, note or None):
 
@@ -21,12 +21,8 @@ or beatless leaves BAS and tempo undefined (None) with a note. Nothing is ever N
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import statistics
-import tempfile
-import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from mibench.errors import ConfigError, MediaError
 from mibench.media.audio import existing_file, is_silent, load_audio
-from mibench.media.synth import dancer_video, drum_track
-from mibench.media.video import probe, write_mp4
+from mibench.media.video import probe
 from mibench.metrics.bas import VARIANTS, beat_alignment
 from mibench.metrics.kinetics import kinetic_features, kinetic_params, normalised, pose_motion
 from mibench.metrics.motion import WORK_HEIGHT, MotionSignal, motion_signal
@@ -208,58 +203,3 @@ def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float 
         beats, music_note = music_job.result()
     values = _bas(motion, beats, music_note, variants) | _tempo(motion, beats, music_note, bpm)
     return values | (_pose(video, rate, beats, music_note, variants) if pose else {})
-
-
-def _write_dancer(path: Path, bpm: float, seconds: float, fps: float, size: tuple[int, int], figure: str) -> None:
-    frames = dancer_video(bpm, seconds, fps=fps, size=size, figure=figure)
-    write_mp4(path, frames, fps, audio=drum_track(bpm, seconds), audio_sr=16000)
-
-
-def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tuple[int, int] = (480, 848),
-                  fps: float = 30.0, bpm: float = 120.0, method: str = "diff",
-                  variants: Sequence[str] = DEFAULT_VARIANTS, repeats: int = 1, pose: bool = False,
-                  workers: int = 1) -> dict:
-    """Time `compute_video_metrics` on `video`, or on a synthetic on-beat dancer with a drum track
-    (`seconds` long, `size` = (H, W), `fps`; the "person" figure with `pose`) written to a temp folder
-    first (not timed). A one-second clip is computed first so librosa's numba kernels are compiled
-    before the clock starts. Returns the clip's length and size, the median over `repeats` timed runs
-    of the wall and CPU seconds taken (CPU: this process, all its threads; on a shared machine wall time
-    includes waiting for a core), wall seconds per minute of video and x real time, cold and with the
-    music already tracked; with `workers` > 1 also the throughput of that many worker processes
-    (`stage.worker_throughput`, 2 x workers x repeats copies)."""
-    with tempfile.TemporaryDirectory(prefix="mibench-bench-") as tmp:
-        warm = Path(tmp) / "warm.mp4"
-        options = {"bpm": bpm, "method": method, "variants": tuple(variants), "pose": pose}
-        _write_dancer(warm, bpm, 1.0, fps, (64, 64), "stick")
-        compute_video_metrics(warm, **options)
-        if video is None:
-            video = Path(tmp) / "bench.mp4"
-            # in a child process: the clip's frames (730 MB for 20 s at 480x848) stay out of this
-            # process's peak memory, which `mibench bench metrics` reports
-            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
-                child.submit(_write_dancer, video, bpm, seconds, fps, size, "person" if pose else "stick").result()
-        info = probe(video)
-        walls, cpus, shared = [], [], []
-        for _ in range(repeats):
-            cache: dict = {}
-            start, cpu = time.perf_counter(), time.process_time()
-            compute_video_metrics(video, music_cache=cache, **options)
-            walls.append(time.perf_counter() - start)
-            cpus.append(time.process_time() - cpu)
-            start = time.perf_counter()
-            compute_video_metrics(video, music_cache=cache, **options)
-            shared.append(time.perf_counter() - start)
-        if workers > 1:
-            from mibench.metrics.stage import worker_throughput
-
-            per_video = worker_throughput(video, warm, workers=workers, copies=2 * workers * repeats,
-                                          options=options)
-    elapsed, cpu, again = statistics.median(walls), statistics.median(cpus), statistics.median(shared)
-    return {"video_s": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
-            "method": method, "pose": pose, "variants": list(variants), "repeats": repeats, "seconds": elapsed,
-            "cpu_seconds": cpu, "seconds_runs": walls, "seconds_per_minute": elapsed * 60.0 / info.duration,
-            "x_realtime": info.duration / elapsed,
-            "seconds_per_minute_shared_music": again * 60.0 / info.duration,
-            "x_realtime_shared_music": info.duration / again} | (
-        {"workers": workers, "seconds_per_video_workers": per_video, "x_realtime_workers": info.duration / per_video}
-        if workers > 1 else {})

@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from mibench.bench.prompts import CATEGORIES, Question, load_question_set
 from mibench.errors import ConfigError
 from mibench.metrics.kinetics import dist_k
 from mibench.store import Store
+from mibench.suite.prompts import CATEGORIES, Question, load_question_set
 
 CATEGORY_KEYS = {"Dance Quality": "dance_quality", "Video Quality": "video_quality",
                  "Prompt Alignment": "prompt_alignment"}

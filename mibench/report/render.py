@@ -33,13 +33,13 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from mibench.bench.jobs import slug
 from mibench.errors import StoreError
 from mibench.report.aggregate import CATEGORY_KEYS, OVERALL, Aggregate, Column, aggregate, leaderboard
 from mibench.report.charts import Bar, category_chart, metric_chart
 from mibench.report.reliability import reliability_tables
 from mibench.resources import data_dir
 from mibench.store import STORE_NAME, Store
+from mibench.suite.jobs import slug
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPORT_DIR = "report"

@@ -12,7 +12,6 @@ an item (which carry the same music) mostly meet in one process and their music 
 from __future__ import annotations
 
 import multiprocessing
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -20,11 +19,11 @@ from pathlib import Path
 from rich.markup import escape
 
 from mibench.errors import ConfigError, MediaError
-from mibench.generation import StageSummary
 from mibench.metrics.compute import DEFAULT_VARIANTS, MetricValue, compute_video_metrics, metric_names
 from mibench.metrics.motion import WORK_HEIGHT
 from mibench.metrics.music_beats import ONSET_LAG_FRAMES
 from mibench.metrics.pose import require_estimator
+from mibench.stages.summary import StageSummary
 from mibench.store import Store
 
 Result = tuple[dict[str, MetricValue] | None, str | None]
@@ -43,23 +42,8 @@ def _measure_in_worker(path: str, options: dict) -> Result:
     return _measure(path, options, _PROCESS_MUSIC)
 
 
-def _measure_afresh(path: str, options: dict) -> Result:
+def measure_afresh(path: str, options: dict) -> Result:
     return _measure(path, options, {})
-
-
-def worker_throughput(video: Path, warm: Path, *, workers: int, copies: int, options: dict) -> float:
-    """Wall seconds per video while `workers` processes measure `copies` copies of `video`, each from
-    scratch (no music shared); the processes start and measure `warm` before the clock starts."""
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        list(pool.map(_measure_afresh, [str(warm)] * workers, [options] * workers))
-        start = time.perf_counter()
-        results = list(pool.map(_measure_afresh, [str(video)] * copies, [options] * copies))
-        elapsed = time.perf_counter() - start
-    errors = [error for _, error in results if error]
-    if errors:
-        raise MediaError(errors[0], "pass a readable video")
-    return elapsed / copies
 
 
 def _results(tasks: list[tuple[str, dict]], workers: int, chunk: int) -> Iterator[Result]:

@@ -35,8 +35,6 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase, Qwen2Config, SiglipVisionConfig
 
-from mibench.bench.prompts import load_prompt_set, load_question_set
-from mibench.benchmarks import peak_memory_mib
 from mibench.errors import ConfigError
 from mibench.judges.videollama2.beats import BEATsConfig
 from mibench.judges.videollama2.chat import prompt_chunks
@@ -47,6 +45,8 @@ from mibench.judges.videollama2.model import ModelConfig, VideoLLaMA2AV
 from mibench.judges.videollama2.tiny import build_random
 from mibench.media.synth import dancer_video, drum_track
 from mibench.media.video import write_mp4
+from mibench.speed.memory import peak_memory_mib
+from mibench.suite.prompts import load_prompt_set, load_question_set
 
 SAMPLE_RATE = 16000
 BPM = 120.0

@@ -10,27 +10,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.markup import escape
 
-from mibench.bench.jobs import Job
 from mibench.errors import MibenchError
 from mibench.generators.base import Generator
 from mibench.media.audio import atomic_output
+from mibench.stages.summary import StageSummary
 from mibench.store import Store
-
-
-@dataclass
-class StageSummary:
-    done: int = 0
-    skipped: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"done": self.done, "skipped": self.skipped,
-                "failed": [{"job_id": j, "error": e} for j, e in self.failed]}
+from mibench.suite.jobs import Job
 
 
 def video_path(run_dir: Path, job: Job) -> Path:

@@ -15,11 +15,11 @@ import time
 from functools import cached_property
 from pathlib import Path
 
-from mibench.bench.jobs import Job
 from mibench.errors import WeightsError
 from mibench.generators.base import Generator, job_music
 from mibench.generators.mmdiffusion import MMDiffusionPipeline
 from mibench.media.video import write_mp4
+from mibench.suite.jobs import Job
 
 CHECKPOINTS = {"base": "AIST++", "sr": "AIST++_SR"}
 

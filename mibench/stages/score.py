@@ -15,12 +15,12 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from mibench.bench.prompts import QuestionSet
 from mibench.errors import MediaError
-from mibench.generation import StageSummary
 from mibench.judges.base import Judge
 from mibench.judges.parse import parse_score
+from mibench.stages.summary import StageSummary
 from mibench.store import Store
+from mibench.suite.prompts import QuestionSet
 
 MODES = ("greedy", "expected")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mibench.bench.aist import DOWNLOAD_HINT, find_music, test_tracks
-from mibench.bench.jobs import Music, music_from_folder
 from mibench.errors import ConfigError, MediaError
+from mibench.suite.aist import DOWNLOAD_HINT, find_music, test_tracks
+from mibench.suite.jobs import Music, music_from_folder
 
 
 def aist_test_music(music_dir: Path) -> list[Music]:

@@ -1,37 +1,22 @@
-"""`mibench bench ...`: speed and peak memory of each stage, as medians of repeated timed runs.
+"""`mibench bench generate`: seconds per video and per denoising step of a generator, and peak memory.
 
-Peak memory is the process's peak resident set size on CPU (`ru_maxrss`, which never decreases) and
-`torch.cuda.max_memory_allocated` on a GPU. The first run of each measurement is a warm-up and is
-not counted.
+The first run is a warm-up and is not counted; the median of `repeats` timed runs is reported.
 """
 
 from __future__ import annotations
 
-import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from mibench.bench.jobs import Job
 from mibench.generators.base import build_generator
 from mibench.media.audio import write_wav
 from mibench.media.synth import drum_track
+from mibench.speed.memory import peak_memory_kind, peak_memory_mib, reset_peak
+from mibench.suite.jobs import Job
 
 SAMPLE_RATE = 16000
-
-
-def peak_memory_mib(device: str = "cpu") -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
 
 
 def bench_generator(model: str, preset: str, *, repeats: int = 3, frames: int | None = None,
@@ -45,7 +30,7 @@ def bench_generator(model: str, preset: str, *, repeats: int = 3, frames: int | 
                   prompt="a professional dancer dancing in a studio with a white backdrop", seed=0,
                   num_frames=generator.num_frames, bpm=120.0)
         video_s, step_s = [], []
-        _reset_peak(device)
+        reset_peak(device)
         for i in range(repeats + 1):
             start = time.perf_counter()
             info = generator.generate(job, Path(tmp) / f"bench-{i}.mp4")
@@ -59,18 +44,9 @@ def bench_generator(model: str, preset: str, *, repeats: int = 3, frames: int | 
         "seconds_per_video_median": round(statistics.median(video_s), 4),
         "seconds_per_video_runs": [round(s, 4) for s in video_s],
         "peak_memory_mib": round(peak_memory_mib(device), 1),
-        "peak_memory_kind": "cuda max allocated" if device.startswith("cuda") else "process peak RSS",
+        "peak_memory_kind": peak_memory_kind(device),
     }
     if step_s:
         result["seconds_per_step_median"] = round(statistics.median(step_s), 5)
         result["steps_timed"] = len(step_s)
     return result
-
-
-def bench_metrics(*, seconds: float = 20.0, repeats: int = 3, video: Path | None = None, pose: bool = False,
-                  workers: int = 1) -> dict:
-    """Seconds of metric computation per minute of 480x848 video (median of `repeats`)."""
-    from mibench.metrics.compute import bench_metrics as measure
-
-    result = measure(video, seconds=seconds, repeats=repeats, pose=pose, workers=workers)
-    return {**result, "peak_memory_mib": round(peak_memory_mib(), 1), "peak_memory_kind": "process peak RSS"}

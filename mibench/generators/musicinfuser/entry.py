@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from mibench.bench.jobs import Job
 from mibench.errors import ConfigError
 from mibench.generators.base import Generator, job_music
 from mibench.generators.musicinfuser import OFFICIAL_AUDIO_LAYERS, DancePipeline
 from mibench.generators.musicinfuser.pipeline import check_size
 from mibench.media.video import write_mp4
+from mibench.suite.jobs import Job
 from mibench.weights import resolve
 
 ADAPTER_FILE = "musicinfuser.safetensors"

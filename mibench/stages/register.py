@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mibench.bench.jobs import Job
 from mibench.errors import ConfigError, MediaError
 from mibench.media.video import probe
 from mibench.store import Store
+from mibench.suite.jobs import Job
 
 
 def _prompt_for(video: Path) -> str:

@@ -17,9 +17,9 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mibench.bench import aist
-from mibench.bench.prompts import Prompt, load_prompt_set
 from mibench.errors import ConfigError
+from mibench.suite import aist
+from mibench.suite.prompts import Prompt, load_prompt_set
 
 
 @dataclass(frozen=True)
