@@ -9,8 +9,9 @@
     mibench list | doctor | bench generate|judge|metrics
 
 Every command takes `--run NAME` (folder `runs/NAME`) or `--run-dir DIR`; commands that compute
-numbers take `--json` (one JSON document on stdout, logs on stderr). User errors print one line and
-exit with code 2.
+numbers take `--json` (one JSON document on stdout with every number they stored, logs on stderr).
+Exit codes: 0 all done; 1 some items failed (each named, the rest done and kept); 2 user error (one
+line: cause and fix).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from rich.markup import escape
 
 from mibench.errors import ConfigError, MibenchError
 
+EXIT_CODES = ("Exit codes: 0 all done; 1 some items failed (each named in the summary, the rest done and kept); "
+              "2 user error (one line: cause and fix).")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Generate, score and report music-to-dance videos (MusicInfuser benchmark).")
+                  help="Generate, score and report music-to-dance videos (MusicInfuser benchmark). " + EXIT_CODES)
 bench_app = typer.Typer(no_args_is_help=True, help="Measure speed and peak memory of a stage.")
 app.add_typer(bench_app, name="bench")
 
@@ -40,7 +43,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers as one 
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N jobs/videos.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
 ShardOpt = Annotated[str | None, typer.Option("--shard", help="Only shard I of N (I/N, 0-based) of the jobs.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="torch device, e.g. cpu or cuda.")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device, e.g. cpu or cuda (default cpu).")]
 
 
 def run_dir_of(run: str, run_dir: Path | None) -> Path:
@@ -50,6 +53,19 @@ def run_dir_of(run: str, run_dir: Path | None) -> Path:
 def emit(as_json: bool, data: dict) -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def say(line: str) -> None:
+    """A log line on stderr, printed as is (no markup, no wrapping)."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def finish(summary) -> None:
+    """Exit with the stage's code: 1 when some items failed (named above), else 0."""
+    for job_id, error in summary.failed:
+        say(f"failed {job_id}: {error}")
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 def _check_preset(preset: str) -> None:
@@ -62,6 +78,8 @@ def _check_preset(preset: str) -> None:
 @app.command()
 def generate(
     model: Annotated[str | None, typer.Option("--model", help="Generator name (see `mibench list`).")] = None,
+    as_name: Annotated[str | None, typer.Option("--as", help="Store the videos under this model name (a variant "
+                                                "with other settings, e.g. musicinfuser-8steps).")] = None,
     suite: Annotated[str, typer.Option("--suite", help="paper, aist or prompts.")] = "paper",
     aist_music: Annotated[Path | None, typer.Option("--aist-music", help="Folder with the AIST music.")] = None,
     music: Annotated[Path | None, typer.Option("--music", help="Folder of your own audio files.")] = None,
@@ -70,7 +88,7 @@ def generate(
     preset: PresetOpt = "full",
     seed: SeedOpt = 0,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per item: seed, seed+1, ...")] = 1,
-    frames: Annotated[int | None, typer.Option("--frames", min=1, help="Frames per video.")] = None,
+    frames: Annotated[int | None, typer.Option("--frames", min=1, help="Frames per video (default: card).")] = None,
     tempo: Annotated[float, typer.Option("--tempo", min=0.25, max=4.0, help="Music speed, e.g. 0.75 or 1.25.")] = 1.0,
     weights: Annotated[Path | None, typer.Option("--weights", help="Folder with your own weights.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Denoising steps (default: card).")] = None,
@@ -78,31 +96,24 @@ def generate(
     offload: Annotated[str | None, typer.Option("--offload", help="CPU offload on GPU: model or sequential.")] = None,
     vae_tiling: Annotated[bool, typer.Option("--vae-tiling", help="Decode the VAE in tiles (less memory).")] = False,
     fuse_lora: Annotated[bool, typer.Option("--fuse-lora", help="Merge the LoRA into the weights.")] = False,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = None,
     limit: LimitOpt = None,
     shard: ShardOpt = None,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate the videos of a suite with a model, or register your own videos (--videos --name)."""
+    """Generate the videos of a suite with a model, or register your own videos (--videos --name).
+
+    A model name stands for one set of settings in a run: other settings need --as NAME or a new run.
+    Options a generator does not use are refused. Exit codes: 0 all done, 1 some jobs failed, 2 user error.
+    """
     from mibench.stages.generate import generate_jobs
     from mibench.store import Store
 
     folder = run_dir_of(run, run_dir)
     if videos is not None:
-        if not name:
-            raise ConfigError("--videos needs --name NAME", "the name the videos appear under in reports")
-        from mibench.provenance import session
-        from mibench.stages.register import register_videos
-
-        store = Store.open(folder)
-        with session(store, "register", {"videos": videos, "name": name}):
-            jobs, warnings = register_videos(store, videos, name)
-        for warning in warnings:
-            err.print(f"[yellow]warning[/yellow] {escape(str(warning))}")
-        err.print(escape(f"registered {len(jobs)} videos as model {name!r} in {folder}"))
-        emit(as_json, {"run_dir": str(folder), "model": name, "registered": len(jobs), "warnings": warnings})
+        _register(folder, videos, name, as_json)
         return
     if not model:
         raise ConfigError("no model given", "pass --model NAME (see `mibench list`) or --videos DIR --name NAME")
@@ -116,20 +127,43 @@ def generate(
     speed = {"steps": steps, "dtype": dtype, "offload": offload, "vae_tiling": vae_tiling or None,
              "fuse_lora": fuse_lora or None}
     generator = build_generator(model, preset, weights=weights, device=device, options={"num_frames": frames, **speed})
+    stored_as = as_name or model
     tracks = resolve_music(aist_music, music)
-    jobs = select_shard(expand(suite, model, tracks, seeds=[seed + i for i in range(seeds)],
+    jobs = select_shard(expand(suite, stored_as, tracks, seeds=[seed + i for i in range(seeds)],
                                num_frames=generator.num_frames, tempo=tempo, limit=limit), shard)
     store = Store.open(folder)
-    options = {"model": model, "preset": preset, "suite": suite, "seed": seed, "seeds": seeds, "tempo": tempo,
-               "limit": limit, "shard": shard, "weights": weights, "device": device,
-               "num_frames": generator.num_frames, **speed}
-    with session(store, "generate", options), progress_bar(err, f"generate {model}", len(jobs)) as bar:
-        summary = generate_jobs(folder, store, generator, jobs, advance=bar.advance, log=err.print)
-    err.print(f"{model}: {summary.done} generated, {summary.skipped} already done, {len(summary.failed)} failed "
-              f"-> {folder / 'videos' / model}")
-    emit(as_json, {"run_dir": str(folder), "model": model, **summary.as_dict()})
-    if summary.failed:
-        raise typer.Exit(2)
+    options = {"model": model, "as": stored_as, "preset": preset, "suite": suite, "seed": seed, "seeds": seeds,
+               "tempo": tempo, "limit": limit, "shard": shard, "weights": weights, "device": generator.device,
+               "num_frames": generator.num_frames, "fingerprint": generator.fingerprint, **speed}
+    with session(store, "generate", options), progress_bar(err, f"generate {stored_as}", len(jobs)) as bar:
+        summary = generate_jobs(folder, store, generator, jobs, advance=bar.advance, log=say)
+    say(f"{stored_as}: {summary.done} generated, {summary.skipped} already done, {len(summary.failed)} failed "
+        f"-> {folder / 'videos' / stored_as}")
+    videos_done = {v["job_id"]: v for v in store.videos(stored_as, status=None)}
+    emit(as_json, {"run_dir": str(folder), "model": stored_as, "generator": model,
+                   "fingerprint": generator.fingerprint, **summary.as_dict(),
+                   "videos": [{"job_id": job.job_id, "item_id": job.item_id,
+                               "path": videos_done.get(job.job_id, {}).get("path"),
+                               "status": videos_done.get(job.job_id, {}).get("status", "not generated"),
+                               "music_offset_s": videos_done.get(job.job_id, {}).get("info", {}).get("music_offset_s")}
+                              for job in jobs]})
+    finish(summary)
+
+
+def _register(folder: Path, videos: Path, name: str | None, as_json: bool) -> None:
+    from mibench.provenance import session
+    from mibench.stages.register import register_videos
+    from mibench.store import Store
+
+    if not name:
+        raise ConfigError("--videos needs --name NAME", "the name the videos appear under in reports")
+    store = Store.open(folder)
+    with session(store, "register", {"videos": videos, "name": name}):
+        jobs, warnings = register_videos(store, videos, name)
+    for warning in warnings:
+        say(f"warning {warning}")
+    say(f"registered {len(jobs)} videos as model {name!r} in {folder}")
+    emit(as_json, {"run_dir": str(folder), "model": name, "registered": len(jobs), "warnings": warnings})
 
 
 @app.command()
@@ -139,18 +173,26 @@ def score(
     questions: Annotated[str, typer.Option("--questions", help="Question set name or YAML path.")] = "paper",
     mode: Annotated[str, typer.Option("--mode", help="greedy (paper) or expected (score distribution).")] = "greedy",
     runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per video; runs > 0 jitter frames.")] = 1,
-    modal: Annotated[str, typer.Option("--modal", help="av (video + music, paper) or video.")] = "av",
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 16,
+    modal: Annotated[str | None, typer.Option("--modal", help="av (video + music, paper) or video "
+                                              "(default: the judge card's).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", min=1, help="Longest answer in tokens "
+                                                       "(default: the judge card's, 2048 as the official "
+                                                       "code).")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Judge checkpoint folder.")] = None,
     preset: PresetOpt = "full",
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = None,
     limit: LimitOpt = None,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask the judge the question set about every video of the run and store its answers."""
+    """Ask the judge the question set about every video of the run and store its answers.
+
+    Answers are kept per evaluation (judge settings, weights, mode, seed and question texts): changed
+    settings score again, beside the earlier answers. Exit codes: 0 all done, 1 some videos failed,
+    2 user error.
+    """
     from mibench.judges.base import build_judge
     from mibench.progress import progress_bar
     from mibench.provenance import session
@@ -160,7 +202,7 @@ def score(
     _check_preset(preset)
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}", f"choose one of: {', '.join(MODES)}")
-    if modal not in ("av", "video"):
+    if modal not in (None, "av", "video"):
         raise ConfigError(f"unknown modal {modal!r}", "choose av or video")
     store = _existing_store(run_dir_of(run, run_dir))
     qset = load_question_set(questions)
@@ -168,16 +210,39 @@ def score(
     unknown = sorted(set(models) - set(store.models()))
     if unknown:
         raise ConfigError(f"run has no videos of {', '.join(unknown)}", f"models in this run: {store.models()}")
-    scorer = build_judge(judge, preset, checkpoint=checkpoint, device=device)
+    scorer = build_judge(judge, preset, checkpoint=checkpoint, device=device,
+                         options={"modal": modal, "max_new_tokens": max_new_tokens})
     total = len([v for m in models for v in store.videos(m)][:limit])
-    options = {"judge": judge, "preset": preset, "questions": qset.name, "mode": mode, "runs": runs, "modal": modal,
-               "max_new_tokens": max_new_tokens, "seed": seed, "models": models, "checkpoint": checkpoint}
+    options = {"judge": judge, "preset": preset, "questions": qset.name, "mode": mode, "runs": runs,
+               "modal": scorer.modal, "max_new_tokens": scorer.max_new_tokens, "seed": seed, "models": models,
+               "checkpoint": checkpoint, "device": scorer.device}
     with session(store, "score", options), progress_bar(err, f"score with {judge}", total) as bar:
-        summary = score_videos(store, scorer, qset, models=models, mode=mode, runs=runs, seed=seed, modal=modal,
-                               max_new_tokens=max_new_tokens, limit=limit, advance=bar.advance, log=err.print)
-    err.print(f"{judge}: {summary.done} video runs scored, {summary.skipped} already scored, "
-              f"{len(summary.failed)} skipped as unreadable")
-    emit(as_json, {"judge": judge, "mode": mode, **summary.as_dict()})
+        summary = score_videos(store, scorer, qset, models=models, mode=mode, runs=runs, seed=seed, limit=limit,
+                               advance=bar.advance, log=say)
+    missing = sum(r["score"] is None for r in summary.results)
+    share = f" ({missing / len(summary.results):.0%})" if summary.results else ""
+    say(f"{judge}: {summary.done} video runs scored, {summary.skipped} already scored, "
+        f"{len(summary.failed)} failed; {len(summary.results)} answers, {missing} missing{share}")
+    emit(as_json, {"judge": judge, "mode": mode, "evaluation": summary.results[0]["evaluation"] if summary.results
+                   else None, **summary.as_dict(), "answers": summary.results,
+                   "models": _score_summary(summary.results)})
+    finish(summary)
+
+
+def _score_summary(results: list[dict]) -> dict:
+    """Per model: videos, answers, missing answers and the mean of the parsed scores."""
+    out: dict[str, dict] = {}
+    for row in results:
+        entry = out.setdefault(row["model"], {"videos": set(), "answers": 0, "missing": 0, "total": 0.0})
+        entry["videos"].add(row["job_id"])
+        entry["answers"] += 1
+        if row["score"] is None:
+            entry["missing"] += 1
+        else:
+            entry["total"] += row["score"]
+    return {m: {"videos": len(e["videos"]), "answers": e["answers"], "missing": e["missing"],
+                "mean_score": e["total"] / (e["answers"] - e["missing"]) if e["answers"] > e["missing"] else None}
+            for m, e in out.items()}
 
 
 @app.command()
@@ -192,26 +257,33 @@ def metrics(
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compute the objective music-motion metrics of every video of the run."""
+    """Compute the objective music-motion metrics of every video of the run.
+
+    Exit codes: 0 all done, 1 some videos could not be measured, 2 user error.
+    """
     from mibench.progress import progress_bar
     from mibench.provenance import session
     from mibench.stages.measure import compute_run_metrics
 
     store = _existing_store(run_dir_of(run, run_dir))
     models = model or store.models()
+    unknown = sorted(set(models) - set(store.models()))
+    if unknown:
+        raise ConfigError(f"run has no videos of {', '.join(unknown)}", f"models in this run: {store.models()}")
     total = len([v for m in models for v in store.videos(m)][:limit])
     with session(store, "metrics", {"models": models, "limit": limit, "pose": pose, "workers": workers}), \
             progress_bar(err, "metrics", total) as bar:
         summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, workers=workers,
-                                      advance=bar.advance, log=err.print)
-    err.print(f"metrics: {summary.done} videos measured, {summary.skipped} already measured, "
-              f"{len(summary.failed)} unreadable")
-    emit(as_json, summary.as_dict())
+                                      advance=bar.advance, log=say)
+    say(f"metrics: {summary.done} videos measured, {summary.skipped} already measured, "
+        f"{len(summary.failed)} failed")
+    emit(as_json, {**summary.as_dict(), "videos": summary.results})
+    finish(summary)
 
 
 @app.command()
 def report(
-    fmt: Annotated[str, typer.Option("--format", help="html (writes report/) or md (prints a table).")] = "html",
+    fmt: Annotated[str, typer.Option("--format", help="html (writes report/) or md (prints the tables).")] = "html",
     reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Add the paper's rows.")] = True,
     dist_reference: Annotated[str | None, typer.Option("--dist-reference", help="Normalise Dist_k with this "
                                                        "model's videos (e.g. the real AIST dances).")] = None,
@@ -220,20 +292,32 @@ def report(
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Render the run's leaderboard: report/index.html, leaderboard.csv and leaderboard.json."""
+    """Render the run's leaderboard: report/index.html, leaderboard.csv and leaderboard.json (html), or the
+    same tables as Markdown on stdout (md). --json prints the leaderboard's numbers as one JSON document."""
     folder = run_dir_of(run, run_dir)
-    _existing_store(folder).close()
-    from mibench.report.render import markdown_table, render_report
+    store = _existing_store(folder)
+    if dist_reference is not None and dist_reference not in store.models():
+        raise ConfigError(f"--dist-reference {dist_reference!r} is not a model of this run",
+                          f"models in this run: {store.models()}")
+    store.close()
+    from mibench.report.render import leaderboard_document, markdown_table, render_report
 
-    if fmt == "md":
-        sys.stdout.write(markdown_table(folder) + "\n")
-        return
-    if fmt != "html":
+    if fmt not in ("html", "md"):
         raise ConfigError(f"unknown format {fmt!r}", "choose html or md")
+    if fmt == "md":
+        text = markdown_table(folder, reference=reference, seed=seed, dist_reference=dist_reference)
+        if as_json:
+            emit(True, {**leaderboard_document(folder, reference=reference, seed=seed, dist_reference=dist_reference),
+                        "markdown": text})
+        else:
+            sys.stdout.write(text)
+        return
     index = render_report(folder, reference=reference, seed=seed, dist_reference=dist_reference)
-    err.print(escape(f"report: {index}"))
-    emit(as_json, {"report": str(index), "csv": str(index.parent / "leaderboard.csv"),
-                   "json": str(index.parent / "leaderboard.json")})
+    say(f"report: {index}")
+    if as_json:
+        document = json.loads((index.parent / "leaderboard.json").read_text(encoding="utf-8"))
+        emit(True, {"report": str(index), "csv": str(index.parent / "leaderboard.csv"),
+                    "json": str(index.parent / "leaderboard.json"), **document})
 
 
 @app.command("list")

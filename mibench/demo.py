@@ -66,7 +66,8 @@ def run_demo(run_dir: Path, console: Console) -> dict:
         jobs = expand("aist", card.name, music, seeds=[0], num_frames=generator.num_frames)
         t0 = time.perf_counter()
         with session(store, "generate", {"model": card.name, "preset": "tiny", "suite": "aist", "demo": True}):
-            result = generate_jobs(run_dir, store, generator, jobs, log=console.print)
+            result = generate_jobs(run_dir, store, generator, jobs,
+                                   log=lambda line: console.print(line, markup=False, highlight=False))
         summary["generators"][card.name] = {**result.as_dict(), "seconds": round(time.perf_counter() - t0, 1)}
         console.print(f"generated {card.name}: {result.done} new, {result.skipped} kept "
                       f"({time.perf_counter() - t0:.1f} s)")
@@ -74,7 +75,7 @@ def run_demo(run_dir: Path, console: Console) -> dict:
     questions = load_question_set("paper")
     for card in cards("judge"):
         try:
-            judge = build_judge(card.name, "tiny")
+            judge = build_judge(card.name, "tiny", options={"max_new_tokens": 4})
         except ModuleNotFoundError as exc:
             if not _not_built(exc):
                 raise
@@ -84,7 +85,7 @@ def run_demo(run_dir: Path, console: Console) -> dict:
         t0 = time.perf_counter()
         with session(store, "score", {"judge": card.name, "preset": "tiny", "mode": "expected", "runs": 1,
                                       "questions": questions.name, "demo": True}):
-            result = score_videos(store, judge, questions, mode="expected", max_new_tokens=4, log=console.print)
+            result = score_videos(store, judge, questions, mode="expected")
         summary["judges"][card.name] = {**result.as_dict(), "seconds": round(time.perf_counter() - t0, 1)}
         console.print(f"scored with {card.name} (tiny, random weights, expected mode): {result.done} videos "
                       f"({time.perf_counter() - t0:.1f} s)")
@@ -98,7 +99,7 @@ def run_demo(run_dir: Path, console: Console) -> dict:
         console.print("[yellow]not built yet[/yellow]: objective metrics")
     else:
         with session(store, "metrics", {"demo": True}):
-            compute_run_metrics(store, log=console.print)
+            compute_run_metrics(store)
         console.print("computed objective metrics")
 
     try:

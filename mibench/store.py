@@ -1,22 +1,32 @@
-"""The results store of a run: one SQLite file, `runs/<run>/mibench.sqlite`.
+"""The results store of a run: one SQLite file, `<run>/mibench.sqlite`.
 
 Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
-- `jobs`     one row per job (model, music, prompt, seed, frames, tempo), keyed by `job_id`;
-- `videos`   one row per job that was generated or registered: path, status (`done`/`failed`), error,
-             seconds taken and the generator's metadata (JSON);
-- `answers`  one row per (job, judge, question, mode, run index): raw text, parsed score (NULL when the
-             answer could not be parsed: missing, never 0), score distribution and options (JSON);
-- `metrics`  one row per (job, metric name): value (NULL with a note when undefined) and parameters;
-- `sessions` one row per command that touched the run: stage, options, versions, start and end.
+- `jobs`        one row per job (model, music, prompt, seed, frames, tempo), keyed by `job_id`;
+- `models`      one row per model name of the run: the generator (card) behind it, the fingerprint of its
+                settings and the settings themselves. A name means one set of settings: a variant made
+                with other settings gets its own name (`generate --as NAME`);
+- `videos`      one row per job that was generated or registered: path (relative to the run folder when
+                inside it), status (`done`/`failed`), error, seconds taken, the generator's metadata
+                (JSON) and the settings fingerprint it was made under;
+- `evaluations` one row per judge evaluation: its fingerprint (judge, weights, preset, mode, modal,
+                decoding, question texts, seed), the judge, the mode and the settings;
+- `answers`     one row per (job, evaluation, question, run index): raw text, parsed score (NULL when
+                the answer could not be parsed: missing, never 0), score distribution and options;
+- `metrics`     one row per (job, metric name, fingerprint of the stage options): value (NULL with a
+                note when undefined) and parameters;
+- `sessions`    one row per command that touched the run: stage, options, versions, start and end.
 
 Every write is an upsert inside a transaction, so re-running a stage replaces rows instead of adding
-duplicates, and a killed run loses at most the row in flight. WAL mode lets several local worker
-processes write to one store.
+duplicates, and a killed run loses at most the row in flight. Results are keyed by their settings
+fingerprint: work made under other settings is never reused, and never overwritten (it stays, under
+its own fingerprint). WAL mode lets several local processes write to one store. Paths are stored
+relative to the run folder, so a run folder can be moved or copied and used from any directory.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -26,7 +36,7 @@ from pathlib import Path
 from mibench.errors import StoreError
 from mibench.suite.jobs import Job
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_NAME = "mibench.sqlite"
 
 _SCHEMA = """
@@ -37,17 +47,23 @@ CREATE TABLE IF NOT EXISTS jobs (
     seed INTEGER NOT NULL, num_frames INTEGER NOT NULL, tempo REAL NOT NULL, bpm REAL, genre TEXT,
     created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS jobs_model ON jobs(model);
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY, generator TEXT NOT NULL, fingerprint TEXT NOT NULL, settings TEXT NOT NULL,
+    created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS videos (
     job_id TEXT PRIMARY KEY REFERENCES jobs(job_id), path TEXT, status TEXT NOT NULL,
-    error TEXT, seconds REAL, info TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL);
+    error TEXT, seconds REAL, info TEXT NOT NULL DEFAULT '{}', fingerprint TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id TEXT PRIMARY KEY, judge TEXT NOT NULL, mode TEXT NOT NULL, settings TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS answers (
-    job_id TEXT NOT NULL REFERENCES jobs(job_id), judge TEXT NOT NULL, question_set TEXT NOT NULL,
-    question_id TEXT NOT NULL, mode TEXT NOT NULL, run_index INTEGER NOT NULL, question TEXT NOT NULL,
-    raw TEXT, score REAL, distribution TEXT, options TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL,
-    PRIMARY KEY (job_id, judge, question_id, mode, run_index));
+    job_id TEXT NOT NULL REFERENCES jobs(job_id), evaluation TEXT NOT NULL REFERENCES evaluations(id),
+    judge TEXT NOT NULL, question_set TEXT NOT NULL, question_id TEXT NOT NULL, mode TEXT NOT NULL,
+    run_index INTEGER NOT NULL, question TEXT NOT NULL, raw TEXT, score REAL, distribution TEXT,
+    options TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL,
+    PRIMARY KEY (job_id, evaluation, question_id, run_index));
 CREATE TABLE IF NOT EXISTS metrics (
-    job_id TEXT NOT NULL REFERENCES jobs(job_id), name TEXT NOT NULL, value REAL, params TEXT NOT NULL
-    DEFAULT '{}', note TEXT, created REAL NOT NULL, PRIMARY KEY (job_id, name));
+    job_id TEXT NOT NULL REFERENCES jobs(job_id), name TEXT NOT NULL, fingerprint TEXT NOT NULL, value REAL,
+    params TEXT NOT NULL DEFAULT '{}', note TEXT, created REAL NOT NULL, PRIMARY KEY (job_id, name, fingerprint));
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, stage TEXT NOT NULL, options TEXT NOT NULL,
     versions TEXT NOT NULL, started REAL NOT NULL, finished REAL);
@@ -62,6 +78,7 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.root = self.path.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
@@ -70,9 +87,10 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             with self.transaction():
+                self._check_version()
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self.db.execute(statement)
-                self._check_version()
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open results store {self.path}: {exc}",
                              "is it a mibench run folder? use another --run-dir") from exc
@@ -82,12 +100,14 @@ class Store:
         return cls(Path(run_dir) / STORE_NAME)
 
     def _check_version(self) -> None:
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
+            return
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) != SCHEMA_VERSION:
+        if row is not None and int(row["value"]) != SCHEMA_VERSION:
             raise StoreError(f"store {self.path} has schema version {row['value']}, this mibench reads "
-                             f"{SCHEMA_VERSION}", "use a new --run-dir or the mibench version that wrote it")
+                             f"{SCHEMA_VERSION} (its results carry no settings fingerprints)",
+                             "start a new run with --run NAME or --run-dir DIR, or use the mibench version "
+                             "that wrote it")
 
     @contextmanager
     def transaction(self):
@@ -101,6 +121,37 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    # -- paths -----------------------------------------------------------------------------------
+    def relative(self, path: Path) -> str:
+        """`path` relative to the run folder when it lies inside it, else absolute."""
+        absolute = Path(os.path.abspath(path))
+        root = Path(os.path.abspath(self.root))
+        return absolute.relative_to(root).as_posix() if absolute.is_relative_to(root) else str(absolute)
+
+    def resolve(self, stored: str | None) -> str | None:
+        """A stored path as an absolute path (relative paths are relative to the run folder)."""
+        if not stored:
+            return None
+        path = Path(stored)
+        return str(path if path.is_absolute() else Path(os.path.abspath(self.root)) / path)
+
+    # -- models ----------------------------------------------------------------------------------
+    def model_settings(self, name: str) -> dict | None:
+        """The generator, fingerprint and settings a model name of this run stands for (None: unknown)."""
+        row = self.db.execute("SELECT * FROM models WHERE name=?", (name,)).fetchone()
+        return None if row is None else {**dict(row), "settings": json.loads(row["settings"])}
+
+    def claim_model(self, name: str, generator: str, fingerprint: str, settings: dict) -> dict | None:
+        """Register `name` for these settings; returns the existing row when the name stands for others."""
+        with self.transaction():
+            current = self.model_settings(name)
+            if current is None:
+                self.db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?)",
+                                (name, generator, fingerprint, json.dumps(settings, sort_keys=True, default=str),
+                                 time.time()))
+                return None
+        return None if current["fingerprint"] == fingerprint else current
 
     # -- jobs and videos -------------------------------------------------------------------------
     def add_jobs(self, jobs: Iterable[Job]) -> None:
@@ -120,19 +171,21 @@ class Store:
     def models(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM jobs ORDER BY model")]
 
-    def record_video(self, job_id: str, path: Path | None, *, status: str = "done", error: str | None = None,
-                     seconds: float | None = None, info: dict | None = None) -> None:
+    def record_video(self, job_id: str, path: Path | None, *, fingerprint: str, status: str = "done",
+                     error: str | None = None, seconds: float | None = None, info: dict | None = None) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
+                "INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
                 "path=excluded.path, status=excluded.status, error=excluded.error, seconds=excluded.seconds, "
-                "info=excluded.info, created=excluded.created",
-                (job_id, str(path) if path else None, status, error, seconds, json.dumps(info or {}), time.time()),
+                "info=excluded.info, fingerprint=excluded.fingerprint, created=excluded.created",
+                (job_id, self.relative(path) if path else None, status, error, seconds,
+                 json.dumps(info or {}, default=str), fingerprint, time.time()),
             )
 
     def videos(self, model: str | None = None, status: str | None = "done") -> list[dict]:
-        """Videos joined with their jobs, in job order."""
-        query = "SELECT j.*, v.path, v.status, v.error, v.seconds, v.info FROM jobs j JOIN videos v USING (job_id)"
+        """Videos joined with their jobs, in job order; `path` is absolute."""
+        query = ("SELECT j.*, v.path, v.status, v.error, v.seconds, v.info, v.fingerprint "
+                 "FROM jobs j JOIN videos v USING (job_id)")
         conds, args = [], []
         if model is not None:
             conds.append("j.model = ?")
@@ -145,59 +198,81 @@ class Store:
         rows = [dict(r) for r in self.db.execute(query + " ORDER BY j.rowid", args)]
         for row in rows:
             row["info"] = json.loads(row["info"])
+            row["path"] = self.resolve(row["path"])
         return rows
 
-    def done_video_ids(self, model: str | None = None) -> set[str]:
-        return {v["job_id"] for v in self.videos(model)}
+    # -- judge evaluations and answers -----------------------------------------------------------
+    def add_evaluation(self, evaluation: str, judge: str, mode: str, settings: dict) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?, ?, ?)",
+                            (evaluation, judge, mode, json.dumps(settings, sort_keys=True, default=str),
+                             time.time()))
 
-    # -- judge answers ---------------------------------------------------------------------------
+    def evaluations(self) -> list[dict]:
+        rows = [dict(r) for r in self.db.execute("SELECT * FROM evaluations ORDER BY created, id")]
+        for row in rows:
+            row["settings"] = json.loads(row["settings"])
+        return rows
+
     def record_answers(self, rows: Iterable[dict]) -> None:
-        """Upsert answers: dicts with job_id, judge, question_set, question_id, mode, run_index, question,
-        raw, score (None = missing), distribution (dict or None) and options (dict)."""
+        """Upsert answers: dicts with job_id, evaluation, judge, question_set, question_id, mode, run_index,
+        question, raw, score (None = missing), distribution (dict or None) and options (dict)."""
         now = time.time()
         values = [
-            (r["job_id"], r["judge"], r["question_set"], r["question_id"], r["mode"], r["run_index"], r["question"],
-             r["raw"], r["score"], json.dumps(r.get("distribution")) if r.get("distribution") is not None else None,
-             json.dumps(r.get("options") or {}), now)
+            (r["job_id"], r["evaluation"], r["judge"], r["question_set"], r["question_id"], r["mode"],
+             r["run_index"], r["question"], r["raw"], r["score"],
+             json.dumps(r.get("distribution")) if r.get("distribution") is not None else None,
+             json.dumps(r.get("options") or {}, default=str), now)
             for r in rows
         ]
         with self.transaction():
             self.db.executemany(
-                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(job_id, judge, question_id, mode, run_index) DO UPDATE SET "
+                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(job_id, evaluation, question_id, run_index) DO UPDATE SET "
                 "question_set=excluded.question_set, question=excluded.question, raw=excluded.raw, "
                 "score=excluded.score, distribution=excluded.distribution, options=excluded.options, "
                 "created=excluded.created",
                 values,
             )
 
-    def answered(self, job_id: str, judge: str, mode: str, run_index: int) -> set[str]:
-        rows = self.db.execute(
-            "SELECT question_id FROM answers WHERE job_id=? AND judge=? AND mode=? AND run_index=?",
-            (job_id, judge, mode, run_index),
-        )
+    def answered(self, job_id: str, evaluation: str, run_index: int) -> set[str]:
+        rows = self.db.execute("SELECT question_id FROM answers WHERE job_id=? AND evaluation=? AND run_index=?",
+                               (job_id, evaluation, run_index))
         return {r[0] for r in rows}
 
-    def answers(self) -> list[dict]:
-        return [dict(r) for r in self.db.execute("SELECT * FROM answers ORDER BY rowid")]
+    def answers(self, evaluation: str | None = None) -> list[dict]:
+        query, args = "SELECT * FROM answers", ()
+        if evaluation is not None:
+            query, args = query + " WHERE evaluation = ?", (evaluation,)
+        return [dict(r) for r in self.db.execute(query + " ORDER BY rowid", args)]
 
     # -- metrics ---------------------------------------------------------------------------------
-    def record_metrics(self, job_id: str, values: dict[str, tuple[float | None, dict, str | None]]) -> None:
-        """Upsert metrics of one job: name -> (value or None, parameters, note)."""
+    def record_metrics(self, job_id: str, fingerprint: str,
+                       values: dict[str, tuple[float | None, dict, str | None]]) -> None:
+        """Upsert metrics of one job made under stage options `fingerprint`: name -> (value or None,
+        parameters, note)."""
         now = time.time()
-        rows = [(job_id, name, value, json.dumps(params), note, now) for name, (value, params, note) in values.items()]
+        rows = [(job_id, name, fingerprint, value, json.dumps(params, default=str), note, now)
+                for name, (value, params, note) in values.items()]
         with self.transaction():
             self.db.executemany(
-                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, name) DO UPDATE SET "
-                "value=excluded.value, params=excluded.params, note=excluded.note, created=excluded.created",
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, name, fingerprint) DO UPDATE "
+                "SET value=excluded.value, params=excluded.params, note=excluded.note, created=excluded.created",
                 rows,
             )
 
-    def metric_names(self, job_id: str) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT name FROM metrics WHERE job_id=?", (job_id,))}
+    def metric_names(self, job_id: str, fingerprint: str) -> set[str]:
+        rows = self.db.execute("SELECT name FROM metrics WHERE job_id=? AND fingerprint=?", (job_id, fingerprint))
+        return {r[0] for r in rows}
 
-    def metrics(self) -> list[dict]:
-        return [dict(r) for r in self.db.execute("SELECT * FROM metrics ORDER BY rowid")]
+    def metrics(self, latest: bool = True) -> list[dict]:
+        """Metric rows; with `latest`, per metric name only those of the fingerprint recorded last (so one
+        aggregate never mixes values made under different options)."""
+        query = "SELECT * FROM metrics"
+        if latest:
+            query += (" m WHERE fingerprint = (SELECT fingerprint FROM metrics WHERE name = m.name "
+                      "ORDER BY created DESC LIMIT 1)")
+        return [dict(r) for r in self.db.execute(query + " ORDER BY rowid")]
 
     # -- sessions --------------------------------------------------------------------------------
     def begin_session(self, stage: str, options: dict, versions: dict) -> int:

@@ -22,16 +22,16 @@ SAMPLE_RATE = 16000
 class SyntheticGenerator(Generator):
     def generate(self, job: Job, out_path: Path) -> dict:
         seconds = self.num_frames / self.fps
-        music, offset = job_music(job, SAMPLE_RATE, seconds)
-        bpm = job.bpm * job.tempo if job.bpm else _estimate_bpm(music)
+        window = job_music(job, SAMPLE_RATE, seconds)
+        bpm = job.bpm * job.tempo if job.bpm else _estimate_bpm(window.wave)
         # The dancer's clock starts at the window's start: shift its phase so beats stay on the music grid.
-        phase = -(offset * bpm / 60.0) % 1.0 if job.bpm else 0.0
+        phase = -(window.start_s * bpm / 60.0) % 1.0 if job.bpm else 0.0
         frames = dancer_video(
             bpm, seconds, fps=self.fps, size=(int(self.settings["height"]), int(self.settings["width"])),
             mode=self.settings["mode"], phase_beats=phase, seed=job.seed,
         )
-        write_mp4(out_path, frames, self.fps, audio=music, audio_sr=SAMPLE_RATE)
-        return {"bpm": bpm, "mode": self.settings["mode"], "music_offset_s": offset, "fps": self.fps,
+        write_mp4(out_path, frames, self.fps, audio=window.wave, audio_sr=SAMPLE_RATE)
+        return {**window.info(), "bpm": bpm, "mode": self.settings["mode"], "fps": self.fps,
                 "num_frames": len(frames)}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mibench.cards import Card, card
+from mibench.errors import ConfigError
 
 
 @dataclass
@@ -23,26 +24,60 @@ class JudgeAnswer:
 
 
 class Judge(ABC):
-    def __init__(self, card: Card, preset: str, *, checkpoint: Path | None = None, device: str = "cpu",
+    """Base class: the card, the preset's settings (`modal`, `max_new_tokens`, ...) and user overrides.
+
+    A judge declares the settings a user may override (`options`), and whether it takes `--device` and
+    `--checkpoint`; anything else is refused with one line before any work. `identity()` is everything
+    about the judge that can change an answer (settings and weights).
+    """
+
+    options: frozenset[str] = frozenset({"modal", "max_new_tokens"})
+    uses_device = True
+    uses_checkpoint = True
+
+    def __init__(self, card: Card, preset: str, *, checkpoint: Path | None = None, device: str | None = None,
                  options: dict | None = None):
+        given = {k: v for k, v in (options or {}).items() if v is not None}
+        refused = sorted(set(given) - self.options)
+        refused += ["device"] * (device is not None and not self.uses_device)
+        refused += ["checkpoint"] * (checkpoint is not None and not self.uses_checkpoint)
+        if refused:
+            flags = ", ".join("--" + o.replace("_", "-") for o in refused)
+            raise ConfigError(f"judge {card.name} does not use {flags}", "drop those options")
         self.card = card
         self.preset = preset
         self.checkpoint = checkpoint
-        self.device = device
-        self.settings = {**card.settings(preset), **{k: v for k, v in (options or {}).items() if v is not None}}
+        self.device = device or "cpu"
+        self.settings = {**card.settings(preset), **given}
+
+    @property
+    def modal(self) -> str:
+        return str(self.settings["modal"])
+
+    @property
+    def max_new_tokens(self) -> int:
+        return int(self.settings["max_new_tokens"])
+
+    def weights_identity(self) -> dict | None:
+        """The identity of the weights this judge loads."""
+        return None
+
+    def identity(self) -> dict:
+        return {"judge": self.card.name, "preset": self.preset, "settings": dict(sorted(self.settings.items())),
+                "weights": self.weights_identity()}
 
     @property
     def name(self) -> str:
         return self.card.name
 
     @abstractmethod
-    def encode(self, video: Path, *, modal: str = "av", jitter_seed: int | None = None) -> Any:
-        """Read and encode a video once; raises MediaError for a corrupt or silent video."""
+    def encode(self, video: Path, *, jitter_seed: int | None = None) -> Any:
+        """Read and encode a video once (in the judge's `modal`); raises MediaError for a corrupt or
+        silent video."""
 
     @abstractmethod
-    def ask(self, encoded: Any, questions: list[str], *, mode: str = "greedy",
-            max_new_tokens: int = 16) -> list[JudgeAnswer]:
-        """Answer every question about one encoded video."""
+    def ask(self, encoded: Any, questions: list[str], *, mode: str = "greedy") -> list[JudgeAnswer]:
+        """Answer every question about one encoded video (decoding up to the judge's `max_new_tokens`)."""
 
 
 def build_judge(name: str, preset: str, **kwargs) -> Judge:

@@ -17,8 +17,10 @@ Definitions (the paper's protocol, made explicit):
   frames); per item the difference of the two videos' scores (for a category or overall, a video's
   score is the mean of its non-missing member questions), their mean with a bootstrap interval over
   items, and a Wilcoxon signed-rank test (scipy).
-Everything is separated by judge and mode (`greedy` = the paper's protocol, `expected` = the
-expected-score option). Objective metrics (`store.metrics()`) are aggregated per model the same way;
+Everything is separated by judge evaluation and mode (`greedy` = the paper's protocol, `expected` =
+the expected-score option): answers made under other judge settings are another evaluation, shown
+beside, never mixed in (`labelled_answers`). Objective metrics (`store.metrics()`: per metric, the
+values made under the stage options recorded last) are aggregated per model the same way;
 a NULL value is undefined and counted in `n_missing`. `pose_dist_k` (kinetic diversity, the paper's
 Dist_k) is a property of a model's set of videos, not of a video: `kinetics.dist_k` over the kinetic
 feature vectors stored with `pose_kinetic_energy`, z-normalised with the pooled vectors of every model of
@@ -259,9 +261,26 @@ def _comparisons(per_video: pd.DataFrame, columns: list[Column], n_boot: int, se
                          "ci_high", "wilcoxon_statistic", "p_value"])
 
 
-def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000, dist_reference: str | None = None) -> Aggregate:
-    """Aggregate every judge answer and objective metric of a store (see the module docstring)."""
+def evaluation_label(judge: str, evaluation: str, shared: bool) -> str:
+    """How an evaluation is named in tables: the judge, plus the evaluation's id when the judge has
+    several evaluations in one mode (they are shown side by side, never mixed)."""
+    return f"{judge} @{evaluation[:8]}" if shared else judge
+
+
+def labelled_answers(store: Store) -> list[dict]:
+    """The store's answers with `judge` set to their evaluation's label (`evaluation_label`)."""
     answers = store.answers()
+    evaluations: dict[tuple[str, str], set[str]] = {}
+    for a in answers:
+        evaluations.setdefault((a["judge"], a["mode"]), set()).add(a["evaluation"])
+    return [{**a, "judge": evaluation_label(a["judge"], a["evaluation"], len(evaluations[(a["judge"], a["mode"])]) > 1)}
+            for a in answers]
+
+
+def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000, dist_reference: str | None = None) -> Aggregate:
+    """Aggregate every judge answer and objective metric of a store (see the module docstring); each
+    evaluation (judge settings) is its own group (`labelled_answers`)."""
+    answers = labelled_answers(store)
     per_video = per_video_scores(answers, store.jobs())
     set_names = sorted({a["question_set"] for a in answers})
     columns = build_columns(list(dict.fromkeys(per_video["question_id"])), _questions(set_names))

@@ -16,6 +16,7 @@ import math
 import pandas as pd
 
 from mibench.metrics.reliability import metric_correlation, mode_agreement, run_agreement
+from mibench.report.aggregate import labelled_answers
 from mibench.store import Store
 
 BAS_METRICS = ("bas_bailando", "bas_fact", "pose_bas_bailando", "pose_bas_fact")  # pixel, then pose path
@@ -84,7 +85,7 @@ def _modes_table(answers: pd.DataFrame, jobs: pd.DataFrame) -> dict | None:
 
 
 def reliability_tables(store: Store) -> list[dict]:
-    answers, jobs = pd.DataFrame(store.answers()), pd.DataFrame(store.jobs())
+    answers, jobs = pd.DataFrame(labelled_answers(store)), pd.DataFrame(store.jobs())
     if answers.empty:
         return []
     metrics = pd.DataFrame(store.metrics())

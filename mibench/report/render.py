@@ -34,7 +34,15 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from mibench.errors import StoreError
-from mibench.report.aggregate import CATEGORY_KEYS, OVERALL, Aggregate, Column, aggregate, leaderboard
+from mibench.report.aggregate import (
+    CATEGORY_KEYS,
+    OVERALL,
+    Aggregate,
+    Column,
+    aggregate,
+    labelled_answers,
+    leaderboard,
+)
 from mibench.report.charts import Bar, category_chart, metric_chart
 from mibench.report.reliability import reliability_tables
 from mibench.resources import data_dir
@@ -107,6 +115,7 @@ class Section:
     tables: list[Table]
     charts: list[Markup]
     comparisons: list[dict]
+    settings: str = ""
 
     @property
     def protocol(self) -> str:
@@ -200,12 +209,12 @@ def _comparisons(agg: Aggregate, judge: str, mode: str) -> list[dict]:
             for r in part.to_dict("records")]
 
 
-def _sections(agg: Aggregate, reference: dict | None) -> list[Section]:
-    """One section per judge and mode; the paper's protocol (greedy) first."""
+def _sections(agg: Aggregate, reference: dict | None, settings: dict[tuple[str, str], str]) -> list[Section]:
+    """One section per judge evaluation and mode, with its settings; the paper's protocol (greedy) first."""
     pairs = sorted(set(agg.scores[["judge", "mode"]].itertuples(index=False, name=None)),
                    key=lambda p: (p[0], p[1] != "greedy", p[1]))
     return [Section(judge, mode, _tables(agg, judge, mode, reference), _charts(agg, judge, mode),
-                    _comparisons(agg, judge, mode)) for judge, mode in pairs]
+                    _comparisons(agg, judge, mode), settings.get((judge, mode), "")) for judge, mode in pairs]
 
 
 def _objective(agg: Aggregate) -> Table | None:
@@ -229,24 +238,55 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _judging(answers: list[dict]) -> list[dict]:
-    """Per judge and mode: question sets, runs, answers, missing and the options used."""
+def settings_text(settings: dict) -> str:
+    """A settings dict as one line of `key=value` (nested keys dotted; long values shortened)."""
+    parts = []
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk(f"{prefix}{key}.", inner)
+        else:
+            text = json.dumps(value, default=str) if not isinstance(value, str) else value
+            parts.append(f"{prefix[:-1]}={text if len(text) <= 60 else text[:57] + '...'}")
+
+    walk("", settings)
+    return "; ".join(parts)
+
+
+def evaluation_settings_by_label(answers: list[dict], evaluations: list[dict]) -> dict[tuple[str, str], str]:
+    """(label, mode) -> the evaluation's id and settings (judge settings, weights, seed, question set)."""
+    by_id = {e["id"]: e for e in evaluations}
+    out = {}
+    for a in answers:
+        e = by_id.get(a["evaluation"])
+        if e is not None and (a["judge"], a["mode"]) not in out:
+            shown = {k: v for k, v in e["settings"].items() if k not in ("questions", "judge", "mode")}
+            out[(a["judge"], a["mode"])] = f"evaluation {e['id']}: {settings_text(shown)}"
+    return out
+
+
+def _judging(answers: list[dict], evaluations: list[dict]) -> list[dict]:
+    """Per judge evaluation and mode: question sets, runs, answers, missing and the settings used."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for answer in answers:
         groups.setdefault((answer["judge"], answer["mode"]), []).append(answer)
-    out = []
-    for (judge, mode), rows in sorted(groups.items()):
-        options: dict[str, set[str]] = {}
-        for row in rows:
-            for key, value in json.loads(row["options"] or "{}").items():
-                if key != "jitter_seed":
-                    options.setdefault(key, set()).add(json.dumps(value))
-        out.append({"judge": judge, "mode": mode, "protocol": MODE_LABELS.get(mode, mode),
-                    "question_sets": sorted({r["question_set"] for r in rows}),
-                    "runs": len({r["run_index"] for r in rows}), "answers": len(rows),
-                    "missing": sum(r["score"] is None for r in rows),
-                    "options": {k: ", ".join(sorted(v)) for k, v in sorted(options.items())}})
-    return out
+    settings = evaluation_settings_by_label(answers, evaluations)
+    return [{"judge": judge, "mode": mode, "protocol": MODE_LABELS.get(mode, mode),
+             "question_sets": sorted({r["question_set"] for r in rows}),
+             "runs": len({r["run_index"] for r in rows}), "answers": len(rows),
+             "missing": sum(r["score"] is None for r in rows), "settings": settings.get((judge, mode), "")}
+            for (judge, mode), rows in sorted(groups.items())]
+
+
+def model_settings_text(store: Store, model: str) -> str:
+    """The generator and settings a model name stands for in this run (see `generate --as`)."""
+    held = store.model_settings(model)
+    if held is None:
+        return ""
+    settings = held["settings"]
+    shown = {"preset": settings.get("preset"), **(settings.get("settings") or {})}
+    return f"{held['generator']} ({held['fingerprint']}): {settings_text(shown)}"
 
 
 def _summary(store: Store, agg: Aggregate) -> dict:
@@ -255,11 +295,11 @@ def _summary(store: Store, agg: Aggregate) -> dict:
     scored = agg.per_video.groupby("model")["job_id"].nunique()
     models = [{"name": m, "href": model_page(m), "jobs": sum(j["model"] == m for j in jobs),
                "done": agg.done.get(m, 0), "failed": sum(v["model"] == m for v in failed),
-               "scored": int(scored.get(m, 0))} for m in store.models()]
+               "scored": int(scored.get(m, 0)), "settings": model_settings_text(store, m)} for m in store.models()]
     sessions = [{"stage": s["stage"], "started": when(s["started"]), "finished": when(s["finished"]),
                  "options": json.dumps(s["options"], sort_keys=True),
                  "versions": json.dumps(s["versions"], sort_keys=True)} for s in store.sessions()]
-    return {"models": models, "judging": _judging(store.answers()), "sessions": sessions,
+    return {"models": models, "judging": _judging(labelled_answers(store), store.evaluations()), "sessions": sessions,
             "seeds": sorted({j["seed"] for j in jobs}), "suites": sorted({j["suite"] for j in jobs}),
             "frames": sorted({j["num_frames"] for j in jobs})}
 
@@ -281,7 +321,7 @@ def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir:
     labels = {c.key: c.label for c in agg.columns}
     videos = {v["job_id"]: v for v in store.videos(model, status=None)}
     answers: dict[str, dict[tuple[str, str], list[dict]]] = {}
-    for a in sorted(store.answers(), key=lambda a: (a["judge"], a["mode"], order.get(a["question_id"], 99),
+    for a in sorted(labelled_answers(store), key=lambda a: (a["judge"], a["mode"], order.get(a["question_id"], 99),
                                                      a["run_index"])):
         group = answers.setdefault(a["job_id"], {}).setdefault((a["judge"], a["mode"]), [])
         group.append({**a, "label": labels.get(a["question_id"], a["question_id"]),
@@ -377,10 +417,22 @@ def _json(agg: Aggregate, run_dir: Path, reference: dict | None) -> str:
 
     columns = [{"key": c.key, "label": c.label, "kind": c.kind, "category": c.category,
                 "members": list(c.members)} for c in agg.columns]
-    document = {"run": run_dir.name, "seed": agg.seed, "n_boot": agg.n_boot, "definitions": DEFINITIONS,
+    document = {"run": run_dir.name, "seed": agg.seed, "n_boot": agg.n_boot, "dist_reference": agg.dist_reference,
+                "definitions": DEFINITIONS,
                 "columns": columns, "leaderboard": records(leaderboard(agg)),
                 "comparisons": records(agg.comparisons), "reference": reference}
     return json.dumps(document, indent=1, ensure_ascii=False)
+
+
+def leaderboard_document(run_dir: Path, *, reference: bool = True, seed: int = 0,
+                         dist_reference: str | None = None) -> dict:
+    """The numbers of `leaderboard.json` (see `render_report`) without writing anything."""
+    store = _open(Path(run_dir))
+    try:
+        agg = aggregate(store, seed=seed, dist_reference=dist_reference)
+    finally:
+        store.close()
+    return json.loads(_json(agg, Path(run_dir), load_reference() if reference else None))
 
 
 def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None) -> Path:
@@ -400,7 +452,8 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_
                 videos=_videos(store, model, agg, run_dir, report_dir))
             _write(report_dir / model_page(model), page)
         index = env.get_template("index.html").render(
-            **common, empty=agg.empty, summary=_summary(store, agg), sections=_sections(agg, ref),
+            **common, empty=agg.empty, summary=_summary(store, agg),
+            sections=_sections(agg, ref, evaluation_settings_by_label(labelled_answers(store), store.evaluations())),
             objective=_objective(agg), dist_reference=agg.dist_reference, reliability=reliability_tables(store),
             reference=ref)
     finally:
@@ -415,23 +468,42 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(run_dir: Path, *, seed: int = 0) -> str:
-    """The leaderboards as Markdown: per judge and mode, the paper-style tables with 95% CIs."""
+def markdown_table(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None) -> str:
+    """The report as Markdown: per judge evaluation and mode, the paper-style tables with 95% CIs (and the
+    paper's rows with `reference`), then the objective metrics (Dist_k normalised as `dist_reference`)."""
     store = _open(Path(run_dir))
     try:
-        agg = aggregate(store, seed=seed)
+        agg = aggregate(store, seed=seed, dist_reference=dist_reference)
+        settings = evaluation_settings_by_label(labelled_answers(store), store.evaluations())
     finally:
         store.close()
+    ref = load_reference() if reference else None
+    lines = [f"Overall = {DEFINITIONS[OVERALL]}. Cells: mean [95% CI]; videos = scored / generated. "
+             f"Bootstrap: {agg.n_boot} resamples, seed {seed}."]
     if agg.scores.empty:
-        return "No scores yet: run `mibench score` on this run.\n"
-    lines = [f"Overall = {DEFINITIONS[OVERALL]}. Cells: mean [95% CI]; videos = scored / generated."]
-    for section in _sections(agg, None):
-        lines += ["", f"## {_md(section.judge)} · {section.mode} ({section.protocol})"]
+        lines += ["", "No judge scores yet: run `mibench score` on this run."]
+    for section in _sections(agg, ref, settings):
+        lines += ["", f"## {_md(section.judge)} · {section.mode} ({section.protocol})", "", _md(section.settings)]
         for table in section.tables:
-            headers = ["Model", "Videos", *table.headers, "Missing answers"]
-            lines += ["", f"### {table.title}", "", "| " + " | ".join(map(_md, headers)) + " |",
-                      "|" + "---|" * len(headers)]
-            for row in table.rows:
-                cells = [f"{'**' + c.text + '**' if c.best else c.text} {c.ci}".strip() for c in row.cells]
-                lines.append("| " + " | ".join([_md(row.model), row.videos, *cells, str(row.missing)]) + " |")
+            lines += ["", *_md_table(table, ["Model", "Videos", *table.headers, "Missing answers"],
+                                     lambda row: [row.videos], lambda row: [str(row.missing)])]
+            if table.reference:
+                lines += ["", f"Reported, not measured: {_md(table.reference_caption)}", "",
+                          *_md_table(Table(table.id, "", table.headers, table.reference), ["Model", *table.headers],
+                                     lambda row: [], lambda row: [], title=False)]
+    objective = _objective(agg)
+    if objective is not None:
+        normalised = dist_reference or "all models of the run"
+        lines += ["", f"## Objective metrics (pose_dist_k normalised with {_md(normalised)})", "",
+                  *_md_table(objective, ["Model", *objective.headers, "Missing"], lambda row: [],
+                             lambda row: [str(row.missing)], title=False)]
     return "\n".join(lines) + "\n"
+
+
+def _md_table(table: Table, headers: list[str], before, after, *, title: bool = True) -> list[str]:
+    lines = [f"### {table.title}", ""] if title else []
+    lines += ["| " + " | ".join(map(_md, headers)) + " |", "|" + "---|" * len(headers)]
+    for row in table.rows:
+        cells = [f"{'**' + c.text + '**' if c.best else c.text} {c.ci}".strip() for c in row.cells]
+        lines.append("| " + " | ".join([_md(row.model), *before(row), *cells, *after(row)]) + " |")
+    return lines

@@ -1,8 +1,12 @@
 """The generate stage: run a generator over jobs and record each video in the run's store.
 
 Videos go to `<run>/videos/<model>/<job_id>.mp4` with a `<job_id>.json` sidecar (the job, the
-generator's settings and metadata). A job whose video is recorded as done and still on disk is
-skipped, so re-running resumes; a failed job is recorded with its error and the others go on.
+generator's settings, weights identity, fingerprint and metadata, the music window included). A model
+name stands for one set of settings (its fingerprint, `mibench.fingerprint`): generating under a name
+the run already holds with other settings stops before any work and names the differences; a variant
+gets its own name (`generate --as NAME`). A job whose video is recorded as done under the same
+fingerprint and still on disk is skipped, so re-running resumes; a failed job is recorded with its
+error and the others go on.
 """
 
 from __future__ import annotations
@@ -12,9 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.markup import escape
-
-from mibench.errors import MibenchError
+from mibench.errors import ConfigError, MibenchError
 from mibench.generators.base import Generator
 from mibench.media.audio import atomic_output
 from mibench.stages.summary import StageSummary
@@ -38,12 +40,46 @@ def remove_stale_temps(out: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """'key: old -> new' for every leaf that differs between two settings dicts."""
+    found = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+    return found
+
+
+def claim_model_name(store: Store, model: str, generator: Generator) -> None:
+    """Bind `model` to the generator's settings in this run, or stop when it stands for other settings."""
+    identity = json.loads(json.dumps(generator.identity(), default=str))
+    held = store.claim_model(model, generator.card.name, generator.fingerprint, identity)
+    if held is not None:
+        changed = differences(held["settings"], identity)
+        shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise ConfigError(f"run {store.root} already has model {model!r} made with other settings ({shown})",
+                          f"pass --as NAME to keep this variant beside it (e.g. --as {model}-variant), or use a "
+                          "new --run")
+
+
 def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[Job], *,
                   advance: Callable[[], None] = lambda: None,
                   log: Callable[[str], None] = lambda _: None) -> StageSummary:
-    store.add_jobs(jobs)
-    done = {v["job_id"]: v["path"] for v in store.videos(generator.name)}
+    """Generate every job's video (all jobs share one model name) unless it is already done under the
+    generator's fingerprint; see the module docstring."""
+    models = {job.model for job in jobs}
+    if len(models) > 1:
+        raise ConfigError(f"jobs of several models in one generate call: {sorted(models)}")
     summary = StageSummary()
+    if not jobs:
+        return summary
+    model = jobs[0].model
+    claim_model_name(store, model, generator)
+    store.add_jobs(jobs)
+    fingerprint = generator.fingerprint
+    done = {v["job_id"]: v["path"] for v in store.videos(model) if v["fingerprint"] == fingerprint}
     todo = {job.job_id for job in jobs if not (job.job_id in done and Path(done[job.job_id]).is_file())}
     if todo:
         generator.prepare()
@@ -59,15 +95,18 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
         try:
             info = generator.generate(job, out)
         except MibenchError as exc:
-            store.record_video(job.job_id, None, status="failed", error=exc.line())
+            store.record_video(job.job_id, None, fingerprint=fingerprint, status="failed", error=exc.line())
             summary.failed.append((job.job_id, exc.line()))
-            log(f"[red]failed[/red] {job.job_id}: {escape(exc.line())}")
             advance()
             continue
         seconds = time.perf_counter() - start
-        info = {**info, "preset": generator.preset, "settings": generator.settings}
-        write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds, **info})
-        store.record_video(job.job_id, out, seconds=seconds, info=info)
+        info = {**info, "generator": generator.card.name, "preset": generator.preset, "settings": generator.settings,
+                "device": generator.device}
+        for warning in info.get("warnings", []):
+            log(f"warning {job.job_id}: {warning}")
+        write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds, "fingerprint": fingerprint,
+                                                 "identity": generator.identity(), **info})
+        store.record_video(job.job_id, out, fingerprint=fingerprint, seconds=seconds, info=info)
         summary.done += 1
         advance()
     return summary

@@ -7,18 +7,22 @@ factor is the known tempo. With `workers` > 1, spawned processes compute whole v
 arrives, so an interrupted stage keeps what it finished. Each process keeps its own cache of tracked
 music; videos are handed out in item order, as many at a time as there are models, so the videos of
 an item (which carry the same music) mostly meet in one process and their music is tracked once.
+
+Metrics are stored under the fingerprint of the stage options (`metrics_fingerprint`): a video is
+measured again when its metrics under these options are incomplete, and values made under other
+options stay beside them (the report reads, per metric, the options recorded last).
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from rich.markup import escape
-
 from mibench.errors import ConfigError, MediaError
+from mibench.fingerprint import digest
 from mibench.metrics.compute import DEFAULT_VARIANTS, MetricValue, compute_video_metrics, metric_names
 from mibench.metrics.motion import WORK_HEIGHT
 from mibench.metrics.music_beats import ONSET_LAG_FRAMES
@@ -58,13 +62,20 @@ def _results(tasks: list[tuple[str, dict]], workers: int, chunk: int) -> Iterato
         yield from pool.map(_measure_in_worker, paths, options, chunksize=chunk)
 
 
+def metrics_fingerprint(options: dict) -> str:
+    """The fingerprint of the stage options that shape the pixel and pose metrics (`pose` only adds
+    metrics, so it is not part of it)."""
+    return digest({"stage": "metrics", **{k: v for k, v in options.items() if k != "pose"}})
+
+
 def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit: int | None = None,
                         method: str = "diff", height: int = WORK_HEIGHT,
                         variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
                         pose: bool = False, workers: int = 1, advance: Callable[[], None] = lambda: None,
                         log: Callable[[str], None] = lambda _: None) -> StageSummary:
     """Metrics of every finished video of the run (optionally of some models, the first `limit`) that
-    does not have them all yet (see the module docstring); unreadable videos are reported as failed."""
+    does not have them all under these options yet (see the module docstring); unreadable videos are
+    reported as failed. `summary.results` holds every chosen video's values under these options."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}", "pass --workers 1 or more")
     if pose:
@@ -72,24 +83,37 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
     names = set(metric_names(variants, pose=pose))
     chosen = models or store.models()
     rows = [row for model in chosen for row in store.videos(model)][:limit]
+    common = {"method": method, "height": height, "variants": tuple(variants),
+              "onset_lag_frames": onset_lag_frames, "pose": pose}
+    fingerprint = metrics_fingerprint(common)
     summary = StageSummary()
     pending = []
     for row in rows:
-        if names <= store.metric_names(row["job_id"]):
+        if names <= store.metric_names(row["job_id"], fingerprint):
             summary.skipped += 1
             advance()
         else:
             pending.append(row)
     pending.sort(key=lambda row: row["item_id"])  # stable: models stay in order within an item
-    common = {"method": method, "height": height, "variants": tuple(variants),
-              "onset_lag_frames": onset_lag_frames, "pose": pose}
     tasks = [(row["path"], common | {"bpm": row["bpm"] * row["tempo"] if row["bpm"] else None}) for row in pending]
     for row, (values, error) in zip(pending, _results(tasks, workers, max(1, len(chosen))), strict=True):
         if values is None:
             summary.failed.append((row["job_id"], error))
-            log(f"[red]skipped[/red] {row['job_id']}: {escape(error)}")
         else:
-            store.record_metrics(row["job_id"], values)
+            store.record_metrics(row["job_id"], fingerprint, values)
             summary.done += 1
         advance()
+    summary.results = _stored(store, rows, names, fingerprint)
     return summary
+
+
+def _stored(store: Store, rows: list[dict], names: set[str], fingerprint: str) -> list[dict]:
+    """Each video's stored values under `fingerprint`: job, model, and name -> value, parameters, note."""
+    chosen = {row["job_id"]: row for row in rows}
+    found: dict[str, dict] = {}
+    for m in store.metrics(latest=False):
+        if m["job_id"] in chosen and m["fingerprint"] == fingerprint and m["name"] in names:
+            found.setdefault(m["job_id"], {})[m["name"]] = {"value": m["value"], "params": json.loads(m["params"]),
+                                                            "note": m["note"]}
+    return [{"job_id": job_id, "model": chosen[job_id]["model"], "fingerprint": fingerprint, "metrics": values}
+            for job_id, values in found.items()]

@@ -3,7 +3,8 @@
 Each `<stem>.mp4` becomes a job of model NAME (suite `byo`), its music taken from the video's own
 audio track. The prompt, when known, comes from `<stem>.txt` or the `prompt` field of `<stem>.json`
 beside the video; without one the prompt-alignment questions are skipped for that video. Videos are
-scored in place (not copied).
+scored in place (not copied): their paths are stored relative to the run folder when they lie inside it,
+else absolute. A name stands for one folder: registering another folder under it is refused.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from mibench.errors import ConfigError, MediaError
+from mibench.fingerprint import digest
 from mibench.media.video import probe
 from mibench.store import Store
 from mibench.suite.jobs import Job
@@ -50,8 +52,15 @@ def register_videos(store: Store, folder: Path, name: str) -> tuple[list[Job], l
         jobs.append(Job(model=name, suite="byo", music_id=path.stem, music_path=str(path.resolve()),
                         prompt_id="own" if prompt else "none", prompt=prompt, seed=0, num_frames=info.num_frames))
         infos.append((path, info))
+    settings = {"generator": "videos", "folder": str(folder.resolve())}
+    fingerprint = digest(settings)
+    held = store.claim_model(name, "videos", fingerprint, settings)
+    if held is not None:
+        raise ConfigError(f"run already has a model {name!r} ({held['generator']}: "
+                          f"{held['settings'].get('folder', 'generated')})",
+                          "register these videos under another --name")
     store.add_jobs(jobs)
     for job, (path, info) in zip(jobs, infos, strict=True):
-        store.record_video(job.job_id, path.resolve(), info={"registered": True, "fps": info.fps,
-                                                              "width": info.width, "height": info.height})
+        store.record_video(job.job_id, path.resolve(), fingerprint=fingerprint,
+                           info={"registered": True, "fps": info.fps, "width": info.width, "height": info.height})
     return jobs, warnings

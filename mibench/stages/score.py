@@ -5,7 +5,12 @@ unparseable answer is stored with score NULL, i.e. missing) and `expected` (the 
 score over the answers 0..10, with its distribution). Runs: run 0 samples frames and audio clips as
 the official judge does; runs 1..N-1 use seeded temporal jitter (`jitter_seed = seed + run index`),
 so repeated runs are not identical copies. Each video is encoded once per run and every question of
-that run reuses the encoding. Questions already answered for (job, judge, mode, run) are skipped.
+that run reuses the encoding.
+
+An evaluation is one set of judge settings (`evaluation_settings`: the judge's identity, i.e. card,
+preset, modal, decoding and weights, plus the mode, the seed and the exact text of every question);
+its fingerprint keys the answers. Questions already answered for (job, evaluation, run) are skipped;
+a changed setting starts a new evaluation, and the answers of earlier ones stay beside it.
 """
 
 from __future__ import annotations
@@ -13,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.markup import escape
-
 from mibench.errors import MediaError
+from mibench.fingerprint import digest
 from mibench.judges.base import Judge
 from mibench.judges.parse import parse_score
 from mibench.stages.summary import StageSummary
@@ -25,39 +29,55 @@ from mibench.suite.prompts import QuestionSet
 MODES = ("greedy", "expected")
 
 
+def evaluation_settings(judge: Judge, questions: QuestionSet, *, mode: str, seed: int) -> dict:
+    return {**judge.identity(), "mode": mode, "seed": seed, "question_set": questions.name,
+            "questions": {q.id: q.text for q in questions.questions}}
+
+
 def score_videos(store: Store, judge: Judge, questions: QuestionSet, *, models: list[str] | None = None,
-                 mode: str = "greedy", runs: int = 1, seed: int = 0, modal: str = "av",
-                 max_new_tokens: int = 16, limit: int | None = None,
+                 mode: str = "greedy", runs: int = 1, seed: int = 0, limit: int | None = None,
                  advance: Callable[[], None] = lambda: None,
                  log: Callable[[str], None] = lambda _: None) -> StageSummary:
+    """Score every finished video (of `models`, the first `limit`) `runs` times; `summary.results` holds
+    every stored answer of this evaluation for the chosen videos."""
     videos = [v for m in (models or store.models()) for v in store.videos(m)][:limit]
-    options = {"modal": modal, "max_new_tokens": max_new_tokens, "runs": runs, "seed": seed,
+    settings = evaluation_settings(judge, questions, mode=mode, seed=seed)
+    evaluation = digest(settings)
+    store.add_evaluation(evaluation, judge.name, mode, settings)
+    options = {"modal": judge.modal, "max_new_tokens": judge.max_new_tokens, "runs": runs, "seed": seed,
                "preset": judge.preset, "question_set": questions.name}
     summary = StageSummary()
     for video in videos:
         applicable = questions.for_prompt(video["prompt"])
         for run_index in range(runs):
-            answered = store.answered(video["job_id"], judge.name, mode, run_index)
+            answered = store.answered(video["job_id"], evaluation, run_index)
             todo = [q for q in applicable if q.id not in answered]
             if not todo:
                 summary.skipped += 1
                 continue
             jitter = None if run_index == 0 else seed + run_index
             try:
-                encoded = judge.encode(Path(video["path"]), modal=modal, jitter_seed=jitter)
+                encoded = judge.encode(Path(video["path"]), jitter_seed=jitter)
             except MediaError as exc:
                 summary.failed.append((video["job_id"], exc.line()))
-                log(f"[red]skipped[/red] {video['job_id']}: {escape(exc.line())}")
                 break
             texts = [q.render(video["prompt"]) for q in todo]
-            answers = judge.ask(encoded, texts, mode=mode, max_new_tokens=max_new_tokens)
+            answers = judge.ask(encoded, texts, mode=mode)
             store.record_answers(
-                {"job_id": video["job_id"], "judge": judge.name, "question_set": questions.name,
-                 "question_id": q.id, "mode": mode, "run_index": run_index, "question": text, "raw": a.text,
+                {"job_id": video["job_id"], "evaluation": evaluation, "judge": judge.name,
+                 "question_set": questions.name, "question_id": q.id, "mode": mode, "run_index": run_index,
+                 "question": text, "raw": a.text,
                  "score": parse_score(a.text) if mode == "greedy" else a.expected_score,
                  "distribution": a.distribution, "options": {**options, "jitter_seed": jitter}}
                 for q, text, a in zip(todo, texts, answers, strict=True)
             )
             summary.done += 1
         advance()
+    chosen = {v["job_id"]: v["model"] for v in videos}
+    summary.results = [
+        {"job_id": a["job_id"], "model": chosen[a["job_id"]], "evaluation": evaluation, "judge": a["judge"],
+         "mode": a["mode"], "question_id": a["question_id"], "run_index": a["run_index"], "score": a["score"],
+         "raw": a["raw"]}
+        for a in store.answers(evaluation) if a["job_id"] in chosen
+    ]
     return summary

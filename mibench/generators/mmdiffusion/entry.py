@@ -1,9 +1,11 @@
 """The `mmdiffusion` generator: MMDiffusionPipeline (generators/mmdiffusion/) behind the generator
 protocol.
 
-The job's music (16 kHz mono, `num_frames / fps` seconds, cut at the offset drawn from its music and
-seed) is split into consecutive 1.6 s windows; each is generated independently (no continuity
-between windows: the sidecar metadata lists the windows) and the music is muxed into the 10 fps mp4.
+The job's music (16 kHz mono, `num_frames / fps` seconds from the item's window start,
+`generators.base.window_start`) is split into consecutive 1.6 s windows; each is generated
+independently (no continuity between windows: the sidecar metadata lists the windows) and the music is
+muxed into the 10 fps mp4. The default clip is the official single sampling window (16 frames, 1.6 s);
+`--frames N` asks for longer videos made of consecutive windows.
 
 Weights: the `tiny` preset without `--weights` builds seeded random models locally. Otherwise
 `--weights DIR` holding `AIST++.pt` and `AIST++_SR.pt` (or `.safetensors`), or the card's paths.
@@ -16,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from mibench.errors import WeightsError
+from mibench.fingerprint import weights_identity
 from mibench.generators.base import Generator, job_music
 from mibench.generators.mmdiffusion import MMDiffusionPipeline
 from mibench.media.video import write_mp4
@@ -25,13 +28,23 @@ CHECKPOINTS = {"base": "AIST++", "sr": "AIST++_SR"}
 
 
 class MMDiffusionGenerator(Generator):
+    options = frozenset({"num_frames", "steps"})
+    uses_device = True
+    uses_weights = True
+
+    def weights_identity(self) -> dict:
+        if self.preset == "tiny" and self.weights is None:
+            return {"random": "tiny preset", "seed": 0}
+        parts = ("base", "sr") if self.settings.get("super_resolve", True) else ("base",)
+        return {part: weights_identity(self._checkpoint(part)) for part in parts}
+
     def prepare(self) -> None:
         _ = self.pipeline
 
     @cached_property
     def pipeline(self) -> MMDiffusionPipeline:
         if self.preset == "tiny" and self.weights is None:
-            return MMDiffusionPipeline.tiny(seed=0)
+            return MMDiffusionPipeline.tiny(seed=0, device=self.device)
         sr = self._checkpoint("sr") if self.settings.get("super_resolve", True) else None
         return MMDiffusionPipeline.from_checkpoints(self._checkpoint("base"), sr, device=self.device)
 
@@ -51,7 +64,7 @@ class MMDiffusionGenerator(Generator):
 
     def generate(self, job: Job, out_path: Path, callback=None) -> dict:
         pipe = self.pipeline
-        music, offset = job_music(job, pipe.sample_rate, self.num_frames / self.fps)
+        window = job_music(job, pipe.sample_rate, self.num_frames / self.fps)
         laps = [time.perf_counter()]
 
         def on_step(done: int, total: int) -> None:
@@ -60,11 +73,11 @@ class MMDiffusionGenerator(Generator):
                 callback(done, total)
 
         frames, meta = pipe.generate(
-            music, seed=job.seed, method=self.settings.get("method"), steps=self.settings.get("steps"),
+            window.wave, seed=job.seed, method=self.settings.get("method"), steps=self.settings.get("steps"),
             use_ddim=bool(self.settings.get("use_ddim")), super_resolve=bool(self.settings.get("super_resolve", True)),
             callback=on_step,
         )
         frames = frames[: self.num_frames]
-        write_mp4(out_path, frames, pipe.fps, audio=music, audio_sr=pipe.sample_rate)
-        return {**meta, "music_offset_s": offset, "fps": pipe.fps, "num_frames": len(frames),
+        write_mp4(out_path, frames, pipe.fps, audio=window.wave, audio_sr=pipe.sample_rate)
+        return {**meta, **window.info(), "fps": pipe.fps, "num_frames": len(frames),
                 "step_seconds": [b - a for a, b in zip(laps, laps[1:], strict=False)]}

@@ -99,13 +99,14 @@ class MMDiffusionPipeline:
         return cls(mmd, upsampler, defaults=defaults)
 
     @classmethod
-    def tiny(cls, seed: int = 0) -> MMDiffusionPipeline:
-        """The tiny preset (see tiny.py): random weights from `seed`, no download."""
+    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> MMDiffusionPipeline:
+        """The tiny preset (see tiny.py): random weights from `seed` (drawn on the CPU), no download."""
         generator = torch.Generator().manual_seed(seed)
         mmd, sr = MultimodalUNet(TINY_MMD), SuperResUNet(TINY_SR)
         random_init_(mmd, generator)
         random_init_(sr, generator)
-        return cls(mmd.eval().requires_grad_(False), sr.eval().requires_grad_(False), defaults=TINY_SAMPLER)
+        return cls(mmd.eval().requires_grad_(False).to(device), sr.eval().requires_grad_(False).to(device),
+                   defaults=TINY_SAMPLER)
 
     @property
     def device(self) -> torch.device:

@@ -2,8 +2,8 @@
 generator protocol.
 
 The music window is `num_frames / fps + 0.09` s of 16 kHz mono audio (the official `inference.py`
-window, its sample count rounded up as the official code does), cut at an offset drawn from the
-job's music and seed, so MusicInfuser and Mochi videos of an item carry the same music. MusicInfuser
+window, its sample count rounded up as the official code does), from the item's window start
+(`generators.base.window_start`), so every generator's video of an item carries the same music. MusicInfuser
 listens to it; Mochi only has it muxed in, for the audio-visual judge.
 
 Weights: the `tiny` preset without `--weights` builds seeded random models locally. Otherwise
@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from mibench.errors import ConfigError
+from mibench.fingerprint import weights_identity
 from mibench.generators.base import Generator, job_music
 from mibench.generators.musicinfuser import OFFICIAL_AUDIO_LAYERS, DancePipeline
 from mibench.generators.musicinfuser.pipeline import check_size
@@ -38,6 +39,9 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 class MusicInfuserGenerator(Generator):
     listens = True
+    options = frozenset({"num_frames", "steps", "dtype", "offload", "vae_tiling", "fuse_lora"})
+    uses_device = True
+    uses_weights = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -50,26 +54,43 @@ class MusicInfuserGenerator(Generator):
     def prepare(self) -> None:
         _ = self.pipeline
 
+    def _placement(self) -> dict:
+        return {"device": self.device, "weight_dtype": DTYPES[self.settings.get("dtype", "fp32")],
+                "offload": self.settings.get("offload"), "vae_tiling": bool(self.settings.get("vae_tiling")),
+                "fuse_lora": bool(self.settings.get("fuse_lora"))}
+
+    def _sources(self) -> dict:
+        """Where each part's weights come from: the --weights folder first, then the card's sources."""
+        root = Path(self.weights) if self.weights is not None else None
+        sources = self.card.weights
+        found = {"root": root, "base": sources["base"]["source"],
+                 "wav2vec": sources.get("wav2vec", {}).get("source", "facebook/wav2vec2-base-960h"), "adapter": None}
+        if self.listens:
+            local = root / ADAPTER_FILE if root is not None else None
+            found["adapter"] = local if local is not None and local.is_file() else sources["adapter"]["source"]
+            if root is not None and (root / "wav2vec2").is_dir():
+                found["wav2vec"] = str(root / "wav2vec2")
+        return found
+
+    def weights_identity(self) -> dict:
+        if self.preset == "tiny" and self.weights is None:
+            return {"random": "tiny preset", "seed": 0}
+        found = self._sources()
+        parts = {"root": found["root"], "base": found["base"]}
+        if self.listens:
+            parts |= {"adapter": found["adapter"], "wav2vec": found["wav2vec"]}
+        return {name: weights_identity(source) for name, source in parts.items()}
+
     @cached_property
     def pipeline(self) -> DancePipeline:
         if self.preset == "tiny" and self.weights is None:
-            return DancePipeline.tiny(with_adapter=self.listens, seed=0)
-        root = Path(self.weights) if self.weights is not None else None
-        sources = self.card.weights
-        adapter = None
-        if self.listens:
-            adapter = (root / ADAPTER_FILE if root is not None and (root / ADAPTER_FILE).is_file()
-                       else resolve(sources["adapter"]["source"], [ADAPTER_FILE], what="MusicInfuser adapter")
-                       / ADAPTER_FILE)
-        wav2vec = sources.get("wav2vec", {}).get("source", "facebook/wav2vec2-base-960h")
-        if root is not None and (root / "wav2vec2").is_dir():
-            wav2vec = str(root / "wav2vec2")
-        return DancePipeline.from_weights(
-            root, adapter=adapter, base=sources["base"]["source"], wav2vec=wav2vec, device=self.device,
-            audio_layers=self._audio_layers(root),
-            weight_dtype=DTYPES[self.settings.get("dtype", "fp32")], offload=self.settings.get("offload"),
-            vae_tiling=bool(self.settings.get("vae_tiling")), fuse_lora=bool(self.settings.get("fuse_lora")),
-        )
+            return DancePipeline.tiny(with_adapter=self.listens, seed=0, **self._placement())
+        found = self._sources()
+        root, adapter = found["root"], found["adapter"]
+        if isinstance(adapter, str):
+            adapter = resolve(adapter, [ADAPTER_FILE], what="MusicInfuser adapter") / ADAPTER_FILE
+        return DancePipeline.from_weights(root, adapter=adapter, base=found["base"], wav2vec=found["wav2vec"],
+                                          audio_layers=self._audio_layers(root), **self._placement())
 
     def _audio_layers(self, root: Path | None) -> tuple[int, ...]:
         config = root / "config.json" if root is not None else None
@@ -86,16 +107,15 @@ class MusicInfuserGenerator(Generator):
 
     def generate(self, job: Job, out_path: Path, callback=None) -> dict:
         rate = int(self.settings["audio_rate"])
-        music, offset = job_music(job, rate, self.music_seconds())
+        window = job_music(job, rate, self.music_seconds())
         frames = self.pipeline.generate(
-            job.prompt, music if self.listens else None, num_frames=self.num_frames,
+            job.prompt, window.wave if self.listens else None, num_frames=self.num_frames,
             height=int(self.settings["height"]), width=int(self.settings["width"]), steps=int(self.settings["steps"]),
             guidance_scale=float(self.settings["guidance_scale"]), seed=job.seed, callback=callback,
         )
-        write_mp4(out_path, frames, self.fps, audio=music, audio_sr=rate)
+        write_mp4(out_path, frames, self.fps, audio=window.wave, audio_sr=rate)
         timings = self.pipeline.last_timings
-        return {"music_offset_s": offset, "music_seconds": len(music) / rate, "fps": self.fps,
-                "num_frames": len(frames), "listens_to_music": self.listens,
+        return {**window.info(), "fps": self.fps, "num_frames": len(frames), "listens_to_music": self.listens,
                 "step_seconds": timings.steps_s, "decode_seconds": timings.decode_s}
 
 

@@ -103,12 +103,20 @@ class DancePipeline:
         return cls(mochi, music, zica)
 
     @classmethod
-    def tiny(cls, *, with_adapter: bool = True, seed: int = 0) -> DancePipeline:
-        """The tiny preset (`tiny.py`) on CPU: seeded random weights, no download."""
-        parts = tiny_parts(with_adapter=with_adapter, seed=seed)
+    def tiny(cls, *, with_adapter: bool = True, seed: int = 0, device: str | torch.device = "cpu",
+             weight_dtype: torch.dtype = torch.float32, offload: str | None = None, vae_tiling: bool = False,
+             fuse_lora: bool = False) -> DancePipeline:
+        """The tiny preset (`tiny.py`): seeded random weights, no download, placed and configured as
+        `from_weights` places real ones (device, transformer dtype, offload, VAE tiling, fused LoRA)."""
+        device = torch.device(device)
+        _check_placement(device, offload)
+        parts = tiny_parts(with_adapter=with_adapter, seed=seed, fuse_lora=fuse_lora)
+        parts.transformer.to(weight_dtype)
         mochi = MochiPipeline(scheduler=make_scheduler(), vae=parts.vae, text_encoder=parts.text_encoder,
                               tokenizer=parts.tokenizer, transformer=parts.transformer)
-        return cls(mochi, parts.music, parts.zica)
+        _place(mochi, device, offload, vae_tiling)
+        music = None if parts.music is None else MusicEncoder(parts.music.model, parts.music.extractor, device)
+        return cls(mochi, music, parts.zica)
 
     @property
     def device(self) -> torch.device:

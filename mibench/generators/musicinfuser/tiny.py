@@ -75,8 +75,9 @@ def tiny_adapter_tensors(transformer: MochiTransformer3DModel, spec: LoraSpec) -
     return {key: (0.1 * torch.randn(shape)).bfloat16().float() for key, shape in sorted(shapes.items())}
 
 
-def tiny_parts(*, with_adapter: bool = True, seed: int = 0) -> TinyParts:
-    """All tiny parts; the base parts are the same with and without the adapter for one seed."""
+def tiny_parts(*, with_adapter: bool = True, seed: int = 0, fuse_lora: bool = False) -> TinyParts:
+    """All tiny parts; the base parts are the same with and without the adapter for one seed.
+    `fuse_lora` merges the LoRA into the weights, as `DancePipeline.from_weights` can."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         transformer = MochiTransformer3DModel(**TINY_TRANSFORMER)
@@ -88,7 +89,8 @@ def tiny_parts(*, with_adapter: bool = True, seed: int = 0) -> TinyParts:
             extractor = Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False)
             music = MusicEncoder(Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC)), extractor)
             zica = attach_zica(transformer, TINY_AUDIO_LAYERS, feat_dim=music.feature_dim, device="meta")
-            load_adapter(transformer, tiny_adapter_tensors(transformer, TINY_LORA), TINY_LORA, what="tiny adapter")
+            load_adapter(transformer, tiny_adapter_tensors(transformer, TINY_LORA), TINY_LORA, fuse=fuse_lora,
+                         what="tiny adapter")
     return TinyParts(transformer.eval(), vae.eval(), text_encoder.eval(), tiny_tokenizer(), music, zica)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from mibench.fingerprint import weights_identity
 from mibench.judges.base import Judge, JudgeAnswer
 from mibench.judges.videollama2 import EncodedVideo, VideoLLaMA2Judge
 
@@ -24,7 +25,7 @@ class VideoLLaMA2(Judge):
     def model(self) -> VideoLLaMA2Judge:
         if self._model is None:
             if self.preset == "tiny" and self.checkpoint is None:
-                self._model = VideoLLaMA2Judge.tiny(seed=0)
+                self._model = VideoLLaMA2Judge.tiny(seed=0, device=self.device)
             else:
                 checkpoint = self.checkpoint or self.card.weights["checkpoint"]["source"]
                 siglip = None if self.checkpoint else self.card.weights["siglip"]["source"]
@@ -32,11 +33,17 @@ class VideoLLaMA2(Judge):
                 self._model = VideoLLaMA2Judge.from_pretrained(checkpoint, siglip, device=self.device, dtype=dtype)
         return self._model
 
-    def encode(self, video: Path, *, modal: str = "av", jitter_seed: int | None = None) -> EncodedVideo:
-        return self.model.encode(video, modal=modal, jitter_seed=jitter_seed)
+    def weights_identity(self) -> dict:
+        if self.preset == "tiny" and self.checkpoint is None:
+            return {"random": "tiny preset", "seed": 0}
+        if self.checkpoint is not None:
+            return {"checkpoint": weights_identity(self.checkpoint)}
+        return {part: weights_identity(self.card.weights[part]["source"]) for part in ("checkpoint", "siglip")}
 
-    def ask(self, encoded: EncodedVideo, questions: list[str], *, mode: str = "greedy",
-            max_new_tokens: int = 16) -> list[JudgeAnswer]:
-        answers = self.model.ask(encoded, questions, mode=mode, max_new_tokens=max_new_tokens)
+    def encode(self, video: Path, *, jitter_seed: int | None = None) -> EncodedVideo:
+        return self.model.encode(video, modal=self.modal, jitter_seed=jitter_seed)
+
+    def ask(self, encoded: EncodedVideo, questions: list[str], *, mode: str = "greedy") -> list[JudgeAnswer]:
+        answers = self.model.ask(encoded, questions, mode=mode, max_new_tokens=self.max_new_tokens)
         encoded.prefix = None  # the prefix cache is per video: free it before the next one
         return [JudgeAnswer(a.text, a.expected_score, a.distribution) for a in answers]

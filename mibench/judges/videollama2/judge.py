@@ -112,9 +112,10 @@ class VideoLLaMA2Judge:
         return cls(*load_judge(checkpoint, siglip, device, dtype))
 
     @classmethod
-    def tiny(cls, seed: int = 0) -> VideoLLaMA2Judge:
-        """The tiny preset: seeded random weights, local tokenizer, no download."""
-        return cls(*build_tiny(seed))
+    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> VideoLLaMA2Judge:
+        """The tiny preset: seeded random weights (drawn on the CPU), local tokenizer, no download."""
+        model, tokenizer, settings = build_tiny(seed)
+        return cls(model.to(device), tokenizer, settings)
 
     def preprocess(self, video: Path, *, modal: str = "av", jitter_seed: int | None = None) -> MediaInputs:
         """Frames and audio features exactly as `processor['video'](path, va=modal == 'av')`."""
