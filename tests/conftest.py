@@ -35,6 +35,15 @@ def _offline(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
 
 
+def store_answers(store, rows: list[dict]) -> None:
+    """Record answer rows in a store, each under the evaluation it names (`evaluation`), else one
+    evaluation per (judge, mode) (registered here)."""
+    rows = [{**r, "evaluation": r.get("evaluation") or f"eval-{r['judge']}-{r['mode']}"} for r in rows]
+    for evaluation, judge, mode in sorted({(r["evaluation"], r["judge"], r["mode"]) for r in rows}):
+        store.add_evaluation(evaluation, judge, mode, {"judge": judge, "mode": mode})
+    store.record_answers(rows)
+
+
 def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
     """Run `mibench ARGS` in-process; returns (exit code, stdout, stderr)."""
     monkeypatch.setattr(sys, "argv", ["mibench", *args])

@@ -54,9 +54,10 @@ def test_generate_then_rerun_skips_finished_jobs(tmp_path, music_dir, capsys, mo
     code, out, _ = run_cli(args, capsys, monkeypatch)
     assert code == 0 and json.loads(out)["done"] == 2
     code, out, _ = run_cli(args, capsys, monkeypatch)
-    assert code == 0 and json.loads(out) | {"failed": []} == {"run_dir": str(tmp_path / "run"),
-                                                             "model": "synthetic-onbeat", "done": 0, "skipped": 2,
-                                                             "failed": []}
+    again = json.loads(out)
+    assert code == 0 and {k: again[k] for k in ("run_dir", "model", "done", "skipped", "failed")} == {
+        "run_dir": str(tmp_path / "run"), "model": "synthetic-onbeat", "done": 0, "skipped": 2, "failed": []}
+    assert [v["status"] for v in again["videos"]] == ["done", "done"]
     store = Store.open(tmp_path / "run")
     videos = store.videos()
     assert len(videos) == 2 and all(Path(v["path"]).is_file() for v in videos)
@@ -70,7 +71,7 @@ def test_a_bad_music_file_fails_its_job_and_the_rest_go_on(tmp_path, music_dir, 
                               "--music", str(music_dir), "--run-dir", str(tmp_path / "run"), "--json"],
                              capsys, monkeypatch)
     result = json.loads(out)
-    assert code == 2 and result["done"] == 2
+    assert code == 1 and result["done"] == 2
     assert len(result["failed"]) == 1 and "broken.wav" in result["failed"][0]["error"]
     assert "broken.wav" in err
 

@@ -119,7 +119,7 @@ def test_metrics_stage_with_pose_and_dist_k_in_the_report(tmp_path, capsys, monk
     code, _, _ = run_cli(["report", "--dist-reference", "steady", "--run-dir", str(run_dir)], capsys, monkeypatch)
     assert code == 0 and "those of <b>steady</b>" in (run_dir / "report" / "index.html").read_text()
     code, _, err = run_cli(["report", "--dist-reference", "nobody", "--run-dir", str(run_dir)], capsys, monkeypatch)
-    assert code == 2 and "'nobody' has no kinetic features" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "'nobody' is not a model of this run" in err and len(err.strip().splitlines()) == 1
 
 
 def test_doctor_names_the_pose_estimator(capsys, monkeypatch):

@@ -137,7 +137,7 @@ def test_run_stage_records_and_resumes(tmp_path):
                 prompt="a dancer", seed=seed, num_frames=int(SECONDS * FPS), bpm=120.0) for seed in (0, 1)]
     store.add_jobs(jobs)
     for job in jobs:
-        store.record_video(job.job_id, _video(tmp_path / f"{job.job_id}.mp4", 120, seed=job.seed))
+        store.record_video(job.job_id, _video(tmp_path / f"{job.job_id}.mp4", 120, seed=job.seed), fingerprint="fp")
     calls = []
     summary = compute_run_metrics(store, advance=lambda: calls.append(1))
     assert (summary.done, summary.skipped, summary.failed, len(calls)) == (2, 0, [], 2)
@@ -168,7 +168,7 @@ def test_worker_processes_record_the_same_metrics(tmp_path):
                        else "off_beat")
         for store in stores:
             store.add_jobs([job])
-            store.record_video(job.job_id, video)
+            store.record_video(job.job_id, video, fingerprint="fp")
     (tmp_path / f"{jobs[-1].job_id}.mp4").unlink()  # one video is gone: reported, the others recorded
     serial, parallel = (compute_run_metrics(store, workers=workers) for store, workers in zip(stores, (1, 2),
                                                                                             strict=True))

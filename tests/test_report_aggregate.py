@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import store_answers
 from scipy.stats import wilcoxon
 
 from mibench.report.aggregate import (
@@ -52,16 +53,16 @@ def store(tmp_path_factory) -> Store:
     jobs = {(m, music): make_job(m, music) for m in ("A", "B") for music in ("m1", "m2", "m3")}
     store.add_jobs(jobs.values())
     for job in jobs.values():
-        store.record_video(job.job_id, f"videos/{job.model}/{job.job_id}.mp4")
+        store.record_video(job.job_id, f"videos/{job.model}/{job.job_id}.mp4", fingerprint="fp")
     rows = [answer(jobs[model, f"m{i + 1}"], qid, run, None if s is None else float(s))
             for model, questions in SCORES.items() for qid, items in questions.items()
             for i, runs in enumerate(items) for run, s in enumerate(runs)]
     rows.append(answer(jobs["A", "m1"], "imaging_quality", 0, 5.5, mode="expected"))
     rows.append(answer(jobs["A", "m1"], "imaging_quality", 0, 3.0, judge="other"))
-    store.record_answers(rows)
-    store.record_metrics(jobs["A", "m1"].job_id, {"bas": (0.2, {"fps": 30}, None)})
-    store.record_metrics(jobs["A", "m2"].job_id, {"bas": (0.4, {"fps": 30}, None)})
-    store.record_metrics(jobs["A", "m3"].job_id, {"bas": (None, {"fps": 30}, "no motion beats")})
+    store_answers(store, rows)
+    store.record_metrics(jobs["A", "m1"].job_id, "fp", {"bas": (0.2, {"fps": 30}, None)})
+    store.record_metrics(jobs["A", "m2"].job_id, "fp", {"bas": (0.4, {"fps": 30}, None)})
+    store.record_metrics(jobs["A", "m3"].job_id, "fp", {"bas": (None, {"fps": 30}, "no motion beats")})
     yield store
     store.close()
 
@@ -189,8 +190,8 @@ def test_objective_metrics_without_judge_answers(tmp_path):
     store = Store(tmp_path / "mibench.sqlite")
     job = make_job("A", "m1")
     store.add_jobs([job])
-    store.record_video(job.job_id, "v.mp4")
-    store.record_metrics(job.job_id, {"bas": (0.5, {}, None)})
+    store.record_video(job.job_id, "v.mp4", fingerprint="fp")
+    store.record_metrics(job.job_id, "fp", {"bas": (0.5, {}, None)})
     agg = aggregate(store)
     store.close()
     row = leaderboard(agg).iloc[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from conftest import store_answers
+
 from mibench.report import render_report
 from mibench.report.reliability import reliability_tables
 from mibench.store import Store
@@ -17,14 +19,14 @@ def _store(tmp_path) -> Store:
     store.add_jobs(jobs)
     rows = []
     for n, job in enumerate(jobs):
-        store.record_video(job.job_id, tmp_path / f"{n}.mp4")
-        store.record_metrics(job.job_id, {"bas_bailando": (0.1 * n, {}, None),
+        store.record_video(job.job_id, tmp_path / f"{n}.mp4", fingerprint="fp")
+        store.record_metrics(job.job_id, "fp", {"bas_bailando": (0.1 * n, {}, None),
                                           "pose_bas_fact": (1 - 0.1 * n, {}, None)})
         for mode, run_index, score in (("greedy", 0, n % 4), ("greedy", 1, n % 4), ("expected", 0, n % 4 + 0.5)):
             rows.append({"job_id": job.job_id, "judge": "j", "question_set": "paper",
                          "question_id": "beat_alignment", "mode": mode, "run_index": run_index, "question": "q",
                          "raw": str(score), "score": float(score), "distribution": None, "options": {}})
-    store.record_answers(rows)
+    store_answers(store, rows)
     return store
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import store_answers
 
 from mibench.errors import StoreError
 from mibench.report import markdown_table, render_report
@@ -39,7 +40,8 @@ def build_run(run_dir: Path, *, scored: bool = True) -> None:
     session = store.begin_session("generate", {"models": ["good"], "note": HOSTILE}, {"mibench": "0.1.0"})
     store.end_session(session)
     for job in jobs:
-        store.record_video(job.job_id, run_dir / "videos" / job.model / f"{job.job_id}.mp4", info={"fps": 8})
+        store.record_video(job.job_id, run_dir / "videos" / job.model / f"{job.job_id}.mp4", info={"fps": 8},
+                           fingerprint="fp")
     if scored:
         rows = []
         for n, job in enumerate(jobs[:5]):
@@ -49,9 +51,9 @@ def build_run(run_dir: Path, *, scored: bool = True) -> None:
                 rows.append({"job_id": job.job_id, "judge": "videollama2", "question_set": "paper",
                              "question_id": qid, "mode": "greedy", "run_index": 0, "question": f"q {qid}",
                              "raw": raw, "score": score, "distribution": None, "options": {"runs": 1}})
-        store.record_answers(rows)
-        store.record_metrics(jobs[0].job_id, {"bas": (0.25, {"sigma_s": 0.05, "fps": 8}, None)})
-        store.record_metrics(jobs[1].job_id, {"bas": (None, {"sigma_s": 0.05, "fps": 8}, "no motion <beats>")})
+        store_answers(store, rows)
+        store.record_metrics(jobs[0].job_id, "fp", {"bas": (0.25, {"sigma_s": 0.05, "fps": 8}, None)})
+        store.record_metrics(jobs[1].job_id, "fp", {"bas": (None, {"sigma_s": 0.05, "fps": 8}, "no motion <beats>")})
     store.close()
 
 
@@ -174,7 +176,7 @@ def test_run_without_scores(tmp_path, with_videos):
     page = render_report(run_dir).read_text(encoding="utf-8")
     assert "No scores yet" in page and 'class="sortable leaderboard"' not in page
     assert json.loads(read(run_dir, "leaderboard.json"))["leaderboard"] == []
-    assert markdown_table(run_dir).startswith("No scores yet")
+    assert "No judge scores yet" in markdown_table(run_dir)
     if with_videos:
         assert "No scores yet for this model." in read(run_dir, model_page("good"))
 
@@ -197,9 +199,9 @@ def test_expected_mode_answers_show_their_spread(tmp_path):
     job = Job(model="m", suite="aist", music_id="t", music_path=None, prompt_id="b", prompt="p", seed=0,
               num_frames=16)
     store.add_jobs([job])
-    store.record_video(job.job_id, tmp_path / "v.mp4")
+    store.record_video(job.job_id, tmp_path / "v.mp4", fingerprint="fp")
     dist = {str(k): 0.0 for k in range(11)} | {"4": 0.5, "8": 0.5}
-    store.record_answers([{"job_id": job.job_id, "judge": "j", "question_set": "paper",
+    store_answers(store, [{"job_id": job.job_id, "judge": "j", "question_set": "paper",
                            "question_id": "imaging_quality", "mode": "expected", "run_index": 0,
                            "question": "q", "raw": "6", "score": 6.0,
                            "distribution": dist, "options": {}}])

@@ -24,7 +24,7 @@ def test_score_fills_resumes_and_skips_corrupt_videos(tmp_path, music_dir, capsy
              "--max-new-tokens", "2", "--run-dir", run_dir, "--json"]
     code, out, err = run_cli(score, capsys, monkeypatch)
     result = json.loads(out)
-    assert code == 0 and result["done"] == 2
+    assert code == 1 and result["done"] == 2
     assert [f["job_id"] for f in result["failed"]] == [broken["job_id"]]
     assert broken["job_id"] in err
     answers = store.answers()
@@ -35,7 +35,7 @@ def test_score_fills_resumes_and_skips_corrupt_videos(tmp_path, music_dir, capsy
                if a["question_id"] == "style_capture")
 
     code, out, _ = run_cli(score, capsys, monkeypatch)
-    assert code == 0 and json.loads(out)["done"] == 0 and json.loads(out)["skipped"] == 2
+    assert code == 1 and json.loads(out)["done"] == 0 and json.loads(out)["skipped"] == 2
     assert len(store.answers()) == 22
 
     code, out, _ = run_cli(score + ["--mode", "expected", "--runs", "2", "--limit", "1"], capsys, monkeypatch)
@@ -74,7 +74,7 @@ def test_silent_videos_need_modal_video(tmp_path, capsys, monkeypatch):
     score = ["score", "--preset", "tiny", "--max-new-tokens", "2", "--run-dir", run_dir, "--json"]
     code, out, err = run_cli(score, capsys, monkeypatch)
     result = json.loads(out)
-    assert code == 0 and result["done"] == 0 and len(result["failed"]) == 1 and "no audio" in err
+    assert code == 1 and result["done"] == 0 and len(result["failed"]) == 1 and "no audio" in err
     code, out, _ = run_cli(score + ["--modal", "video"], capsys, monkeypatch)
     assert code == 0 and json.loads(out)["done"] == 1
     answers = Store.open(run_dir).answers()

@@ -1,6 +1,16 @@
-"""Video: probe a file, read exact frames (decord), write H.264 + AAC mp4s atomically (PyAV).
+"""Video: probe a file, read exact frames (decord), decode frames with their timestamps and place them on a
+constant-rate grid (PyAV), write H.264 + AAC mp4s atomically (PyAV).
 
-- `probe` reads the container header with PyAV; `duration` is `num_frames / fps` (constant frame rate).
+- `probe` reads the container header with PyAV; `fps` is the header's average rate and `duration`
+  is `num_frames / fps`.
+- `timed_frames` decodes every frame with PyAV (`decoded_frames`) and pairs it with its presentation
+  time from the container, `(pts - first pts) * time_base` seconds. `frame_timing` checks those times
+  against the constant grid `k / fps` (`FrameTiming`): a video is *on the grid* when every frame is
+  within `GRID_TOLERANCE` (a tenth) of a frame of `index / fps` (a constant-rate file, whatever its
+  timestamps' rounding); otherwise per-frame values are resampled onto the grid (times `k / fps` up to
+  the last frame) by linear interpolation over the frame times. Off the grid, the rate is *variable*
+  when some frame interval differs from the median interval by more than `IRREGULAR_INTERVAL` (10 %);
+  else the intervals are constant but not 1 / fps (a header rate that does not match the timestamps).
 - `read_frames` decodes with `decord.VideoReader(path, ctx=cpu(0), num_threads=1)`, the reader the
   VideoLLaMA 2 judge uses, and returns RGB uint8 (N, H, W, 3) for exactly the requested indices
   (PyAV where decord 0.6 fails: a few narrow widths, see `read_frames`).
@@ -32,6 +42,8 @@ from mibench.media.audio import atomic_output, existing_file
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 _ENCODER_THREADS = 4
 _AUDIO_BIT_RATE = 128_000
+GRID_TOLERANCE = 0.1  # frames: a timestamp this close to index / fps is on the constant grid
+IRREGULAR_INTERVAL = 0.1  # relative: a frame interval this far from the median makes the rate variable
 _FIX_CORRUPT = "re-encode or replace the file (e.g. `ffmpeg -i in -c:v libx264 -c:a aac out.mp4`)"
 
 
@@ -119,6 +131,97 @@ def decoded_frames(path: str | Path, options: dict[str, str] | None = None) -> I
             yield from container.decode(stream)
     except av.FFmpegError as exc:
         raise MediaError(f"{path} cannot be decoded: {exc.strerror}", _FIX_CORRUPT) from exc
+
+
+def timed_frames(path: str | Path,
+                 options: dict[str, str] | None = None) -> Iterator[tuple[float | None, av.VideoFrame]]:
+    """`decoded_frames`, each with its presentation time in seconds from the first frame's,
+    `(pts - first pts) * time_base` (exact, then rounded to float); None for a frame without a pts
+    (every frame when the first has none)."""
+    first = None
+    for i, frame in enumerate(decoded_frames(path, options)):
+        if i == 0:
+            first = frame.pts
+        timed = frame.pts is not None and first is not None
+        yield (float((frame.pts - first) * frame.time_base) if timed else None), frame
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Where decoded frames sit in time against the constant grid `k / fps` (see the module docstring).
+
+    `times`: each frame's presentation time (s from the first frame); None puts frame i at i / fps,
+    because the caller chose so or, as `problem` says, the container's timestamps are unusable."""
+
+    fps: float
+    times: np.ndarray | None = None
+    problem: str | None = None
+
+    @property
+    def on_grid(self) -> bool:
+        """True when every frame is within `GRID_TOLERANCE` frames of index / fps (or has no time)."""
+        if self.times is None:
+            return True
+        return bool(np.all(np.abs(self.times * self.fps - np.arange(len(self.times))) <= GRID_TOLERANCE))
+
+    @property
+    def irregular(self) -> bool:
+        """True when some frame interval differs from the median interval by more than `IRREGULAR_INTERVAL`."""
+        if self.times is None or len(self.times) < 3:
+            return False
+        steps = np.diff(self.times)
+        median = np.median(steps)
+        return bool(np.any(np.abs(steps - median) > IRREGULAR_INTERVAL * median))
+
+    def resample(self, values: np.ndarray) -> np.ndarray:
+        """Per-frame `values` (T, ...) on the grid: unchanged when the frames are on it, else linearly
+        interpolated over the frame times at `k / fps` up to the last frame (the ends held); frames with a
+        NaN value are skipped as gaps (all NaN when every frame has one)."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.on_grid:
+            return values
+        grid = np.arange(int(self.times[-1] * self.fps + GRID_TOLERANCE) + 1) / self.fps
+        flat = values.reshape(len(values), -1)
+        seen = ~np.isnan(flat).any(axis=1)
+        if not seen.any():
+            return np.full((grid.size, *values.shape[1:]), np.nan)
+        columns = [np.interp(grid, self.times[seen], column[seen]) for column in flat.T]
+        return np.stack(columns, axis=1).reshape(grid.size, *values.shape[1:])
+
+    def _intervals(self) -> str:
+        steps = 1000.0 * np.diff(self.times)
+        return f"frame intervals {steps.min():.1f}/{np.median(steps):.1f}/{steps.max():.1f} ms min/median/max"
+
+    def describe(self) -> str:
+        """How the frames were placed in time, for the parameters of what is computed from them."""
+        if self.times is None:
+            return f"frame i at i / {self.fps:g} s" + (f" ({self.problem})" if self.problem else "")
+        if self.on_grid:
+            return f"container timestamps, on the {self.fps:g} fps grid"
+        kind = "irregular" if self.irregular else "regular"
+        return f"container timestamps, {kind} ({self._intervals()}), resampled to {self.fps:g} fps"
+
+    def warning(self) -> str | None:
+        """A one-line warning when the frames were not simply taken at the container's index / fps."""
+        if self.problem:
+            return f"{self.problem}: frame i taken at i / {self.fps:g} s"
+        if self.on_grid:
+            return None
+        kind = "variable frame rate" if self.irregular else f"frame times off the {self.fps:g} fps grid"
+        return f"{kind} ({self._intervals()}): resampled to {self.fps:g} fps over the container timestamps"
+
+
+def frame_timing(fps: float, times: Sequence[float | None] | None = None) -> FrameTiming:
+    """The `FrameTiming` of frames shown at `times` (s, from `timed_frames`); None: frame i at i / fps.
+    Times that are missing or do not increase are unusable: frame i at i / fps, with a warning."""
+    if times is None:
+        return FrameTiming(fps)
+    if any(t is None for t in times):
+        return FrameTiming(fps, problem="frames without a container timestamp")
+    array = np.asarray(times, dtype=np.float64)
+    if np.any(np.diff(array) <= 0):
+        return FrameTiming(fps, problem="container timestamps do not increase")
+    return FrameTiming(fps, array)
 
 
 def _read_frames_pyav(path: Path, wanted: list[int]) -> np.ndarray:

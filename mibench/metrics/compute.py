@@ -13,6 +13,13 @@ Metric names (`METRICS`), each stored as (value or None when undefined, paramete
   which the report computes each model's Dist_k) and `pose_detected` (fraction of frames with a person).
   A video in which no person is found leaves them undefined with a note.
 
+Frames are placed in time by the container's timestamps and the motion envelopes (pixel and pose) are
+sampled on the constant grid at the header's average rate (`motion.py`, `media.video.FrameTiming`): a
+constant-rate video scores as if frame i were at i / fps; a variable-frame-rate one is resampled and every
+motion-derived metric (all but `music_bpm` and `pose_detected`) gets the warning in its note (joined to
+any other note with "; "), its timing in `params["motion"]["frame_times"]` or `params["frame_times"]`.
+A given `fps` overrides the container's timing: frame i at i / fps (for a header with a wrong rate).
+
 The music is the video's own audio track unless another file is given, and is taken to start with the
 video. A still video scores BAS 0 (nothing moves on the beat) with a note; music that is silent, missing
 or beatless leaves BAS and tempo undefined (None) with a note. Nothing is ever NaN.
@@ -96,6 +103,12 @@ def _load_beats(video: Path, music: Path | None, fps: float, bpm: float | None, 
     return beats, None
 
 
+def _noted(metric: MetricValue, warning: str | None) -> MetricValue:
+    """`metric` with `warning` (about the frames' timing) joined to its note with "; "."""
+    value, params, note = metric
+    return value, params, "; ".join(part for part in (note, warning) if part) or None
+
+
 def _bas(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
          variants: Sequence[str]) -> dict[str, MetricValue]:
     speed = np.zeros_like(motion.speed) if motion.still else motion.speed
@@ -148,14 +161,15 @@ def _tempo(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
     }
 
 
-def _pose(video: Path, fps: float, beats: _Beats | None, music_note: str | None,
+def _pose(video: Path, fps: float, timestamps: bool, beats: _Beats | None, music_note: str | None,
           variants: Sequence[str]) -> dict[str, MetricValue]:
-    track = pose_track(video, fps)
+    track = pose_track(video, fps, timestamps=timestamps)
     params = track.params | {"detected": track.detected}
-    found = normalised(track.keypoints)
+    found = normalised(track.gridded)
+    warning = track.timing.warning()
     if found is None:
         note = "no person found by the pose estimator"
-        return {name: (None, params, note) for name in pose_metric_names(variants)[:-1]} | {
+        return {name: _noted((None, params, note), warning) for name in pose_metric_names(variants)[:-1]} | {
             "pose_detected": (track.detected, params, note)}
     positions, torso = found
     params |= {"torso_px": torso}
@@ -170,7 +184,8 @@ def _pose(video: Path, fps: float, beats: _Beats | None, music_note: str | None,
         kinetic |= {"features": features.tolist()}
         out["pose_kinetic_energy"] = (float((per_joint[:, 0] + per_joint[:, 1]).mean()), kinetic, None)
     note = None if track.detected == 1.0 else f"no person in {1 - track.detected:.0%} of frames (interpolated)"
-    return out | {"pose_detected": (track.detected, params, note)}
+    return {name: _noted(value, warning) for name, value in out.items()} | {
+        "pose_detected": (track.detected, params, note)}
 
 
 def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float | None = None,
@@ -180,16 +195,18 @@ def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float 
     """Every metric of one video (see the module docstring): name -> (value or None, params, note).
 
     `music`: the music file (default: the video's own audio track); `bpm`: the music's known tempo (the
-    FACT recipe's tracking prior and the ratio's reference); `fps`: overrides the header's frame rate;
-    `method` and `height`: the motion signal (`motion.py`); `variants`: BAS variants (`bas.VARIANTS`);
-    `onset_lag_frames`: librosa's onset lag removed from the music beats (`music_beats.py`; 0 = as published);
-    `music_cache`: a dict shared across calls, so videos carrying the same music (every model's video of an
-    item, every prompt of a music window) track its beats once; `pose`: also the 2-D pose path.
+    FACT recipe's tracking prior and the ratio's reference); `fps`: overrides the header's frame rate and
+    the container's timestamps (frame i at i / fps); `method` and `height`: the motion signal (`motion.py`);
+    `variants`: BAS variants (`bas.VARIANTS`); `onset_lag_frames`: librosa's onset lag removed from the
+    music beats (`music_beats.py`; 0 = as published); `music_cache`: a dict shared across calls, so videos
+    carrying the same music (every model's video of an item, every prompt of a music window) track its
+    beats once; `pose`: also the 2-D pose path.
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown BAS variant {unknown[0]!r}", f"use {', '.join(VARIANTS)}")
     video = existing_file(video)
+    timestamps = not fps
     rate = float(fps or probe(video).fps)
     recipes = {VARIANTS[v].music_recipe for v in variants} | {"onset"}
     # Music beats (librosa; scipy's median filters release the GIL) are tracked in a second thread
@@ -199,7 +216,8 @@ def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float 
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=1) as pool:
         music_job = pool.submit(_load_beats, video, Path(music) if music is not None else None, rate, bpm,
                                 onset_lag_frames, recipes, music_cache)
-        motion = motion_signal(video, rate, method=method, height=height)
+        motion = motion_signal(video, rate, method=method, height=height, timestamps=timestamps)
         beats, music_note = music_job.result()
     values = _bas(motion, beats, music_note, variants) | _tempo(motion, beats, music_note, bpm)
-    return values | (_pose(video, rate, beats, music_note, variants) if pose else {})
+    values = {name: value if name == "music_bpm" else _noted(value, motion.note) for name, value in values.items()}
+    return values | (_pose(video, rate, timestamps, beats, music_note, variants) if pose else {})

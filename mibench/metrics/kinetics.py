@@ -1,10 +1,11 @@
 """Kinematics of a 2-D keypoint track: gap filling, body-size normalisation, the pose motion-speed
 envelope, kinetic features and the kinetic diversity Dist_k of a set of dances.
 
-Keypoints are (T, J, 2) pixel coordinates, NaN in frames where no person was found. Gaps are filled by
-linear interpolation in time (held constant before the first and after the last detection). Positions
-are then taken relative to the mid-hip of the first frame and divided by the median torso length
-(mid-shoulder to mid-hip), so the numbers do not depend on the video's size or the dancer's distance.
+Keypoints are (T, J, 2) pixel coordinates on the constant grid k / fps (a variable-frame-rate track is
+resampled onto it first: `pose.PoseTrack.gridded`), NaN in frames where no person was found. Gaps are
+filled by linear interpolation in time (held constant before the first and after the last detection).
+Positions are then taken relative to the mid-hip of the first frame and divided by the median torso
+length (mid-shoulder to mid-hip), so the numbers do not depend on the video's size or the dancer's distance.
 
 Pose speed: the mean over joints of each joint's displacement between consecutive frames, times fps
 (torso lengths per second); frame t gets the mean of the two changes around it (`motion.frame_speeds`),

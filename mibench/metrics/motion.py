@@ -18,6 +18,16 @@ A video counts as still when no frame changes by more than `STILL_THRESHOLD` per
 quality ramp over the first frames of a still scene measures up to about 4e-4 (72x72) and a dancer's
 peak 1e-2 or more. `consistency` is the mean Pearson correlation of consecutive downscaled luma frames (1 = unchanged up
 to brightness and contrast; two flat frames count as 1 when equal, else 0).
+
+Frame times: the envelope is sampled on the constant grid `k / fps` (`compute` passes the header's
+average rate), whatever the video's frame timing, so BAS and tempo run unchanged with the published
+recipes' windows in frames (peak order, smoothing) at a known rate. Each frame is placed at its container
+timestamp (`media.video.FrameTiming`): a constant-rate video is on the grid and its envelope is computed
+from the frames as they are (change per frame times fps, as always); a variable-frame-rate one gets each
+change divided by its own interval and the per-frame speeds linearly interpolated onto the grid, with a
+warning (`MotionSignal.note`; the timing is in `params["frame_times"]`). Resampling, rather than beat
+detection on the raw timestamps, keeps one code path for BAS, tempo and the pose track (`pose.py`).
+`timestamps=False` takes frame i at i / fps (a caller overriding a header with a wrong rate).
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import cv2
 import numpy as np
 
 from mibench.errors import ConfigError, MediaError
-from mibench.media.video import decoded_frames
+from mibench.media.video import frame_timing, timed_frames
 
 METHODS = ("diff", "flow")
 WORK_HEIGHT = 120
@@ -45,7 +55,8 @@ _FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "po
 
 @dataclass(frozen=True)
 class MotionSignal:
-    """Per-frame motion speed (per second), the frame rate it was sampled at and how it was made."""
+    """Motion speed (per second) on the grid k / fps, the rate, how it was made and a warning about the
+    frames' timing (`note`: a variable frame rate, see the module docstring) or None."""
 
     speed: np.ndarray
     fps: float
@@ -53,6 +64,7 @@ class MotionSignal:
     params: dict
     still_threshold: float = STILL_THRESHOLD  # change per frame, in the signal's unit, of a still video
     still_quantile: float = 1.0  # which quantile of the per-frame changes is compared (1 = the largest)
+    note: str | None = None
 
     @property
     def still(self) -> bool:
@@ -73,10 +85,10 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     return rows.reshape(frame.height, plane.line_size)[:, : frame.width]
 
 
-def luma_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Each frame's full-size luma plane as uint8 (H, W)."""
+def luma_frames(path: str | Path) -> Iterator[tuple[float | None, np.ndarray]]:
+    """Each frame's presentation time (`media.video.timed_frames`) and full-size luma plane, uint8 (H, W)."""
     # without deblocking: ~25% of the decode time
-    return (_luma(frame) for frame in decoded_frames(path, {"skip_loop_filter": "all"}))
+    return ((time, _luma(frame)) for time, frame in timed_frames(path, {"skip_loop_filter": "all"}))
 
 
 def downscaled(luma: np.ndarray, height: int) -> np.ndarray:
@@ -156,20 +168,29 @@ def prefetched(frames: Iterator[np.ndarray], depth: int = 16) -> Iterator[np.nda
     worker.join()
 
 
-def motion_signal(path: str | Path, fps: float, *, method: str = "diff", height: int = WORK_HEIGHT) -> MotionSignal:
-    """The motion-speed envelope of a video sampled at `fps` (see the module docstring)."""
+def motion_signal(path: str | Path, fps: float, *, method: str = "diff", height: int = WORK_HEIGHT,
+                  timestamps: bool = True) -> MotionSignal:
+    """The motion-speed envelope of a video on the grid k / `fps` (see the module docstring); frames are
+    placed by their container timestamps, or at index / fps when `timestamps` is False."""
     if method not in METHODS:
         raise ConfigError(f"unknown motion signal {method!r}", f"use one of {', '.join(METHODS)}")
-    changes, consistency, prev, count, shape = [], _Consistency(), None, 0, None
-    for full in prefetched(luma_frames(path)):  # decoding overlaps the work on earlier frames
+    changes, consistency, prev, times, shape = [], _Consistency(), None, [], None
+    for time, full in prefetched(luma_frames(path)):  # decoding overlaps the work on earlier frames
         luma = downscaled(full, height)
         if prev is not None:
             changes.append(_change(prev, luma, method))
         consistency.add(luma)
-        prev, count, shape = luma, count + 1, luma.shape
+        prev, shape = luma, luma.shape
+        times.append(time)
+    count = len(times)
     if count == 0:
         raise MediaError(f"{path} has no decodable frames", "re-encode or replace the file")
-    speed = frame_speeds(np.asarray(changes), count) * fps
+    timing = frame_timing(fps, times if timestamps else None)
+    if timing.on_grid:
+        speed = frame_speeds(np.asarray(changes), count) * fps
+    else:  # each change over its own interval, then onto the grid
+        speed = timing.resample(frame_speeds(np.asarray(changes) / np.diff(timing.times), count))
     unit = "luma full scale / s" if method == "diff" else "frame heights / s"
-    params = {"signal": method, "work_size": list(shape), "unit": unit, "fps": fps, "num_frames": count}
-    return MotionSignal(speed, fps, consistency.mean(), params)
+    params = {"signal": method, "work_size": list(shape), "unit": unit, "fps": fps, "num_frames": count,
+              "frame_times": timing.describe()}
+    return MotionSignal(speed, fps, consistency.mean(), params, note=timing.warning())

@@ -11,10 +11,14 @@ Frames are fed in order in tracking mode (the detector runs when the track is lo
 smoothing off: mediapipe's smoothing filter delays pose extremes (on the synthetic person at 90 and 128
 BPM, 8 s, kinematic beats came 0.18 and 0.28 frames late on average with it, 0.08 and 0.03 without).
 A frame without a person gets NaN keypoints; `kinetics.fill_gaps` bridges them. All 33 landmarks are
-kept in pixels (x right, y down). BlazePose follows one person: in a group video the pose metrics
-describe the dancer it tracks (the pixel metrics see everyone). mediapipe's C++ start-up lines (TFLite
-delegate, absl warnings), printed from its start until the first person is found, are kept off stderr
-(which is muted until then).
+kept in pixels (x right, y down), one row per decoded frame, with the frames' container timestamps
+(`FrameTiming`): `PoseTrack.gridded` is the track on the constant grid k / fps that the kinematics use,
+the rows themselves for a constant-rate video, else resampled by linear interpolation over the
+timestamps (frames without a person skipped), as the pixel envelope is (`motion.py`).
+
+BlazePose follows one person: in a group video the pose metrics describe the dancer it tracks (the pixel
+metrics see everyone). mediapipe's C++ start-up lines (TFLite delegate, absl warnings), printed from its
+start until the first person is found, are kept off stderr (which is muted until then).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 
 from mibench.errors import ConfigError, MediaError
 from mibench.media.audio import existing_file
-from mibench.media.video import decoded_frames
+from mibench.media.video import FrameTiming, frame_timing, timed_frames
 from mibench.metrics.motion import prefetched
 
 LANDMARKS = 33
@@ -67,17 +71,23 @@ def estimator_status() -> str:
 
 @dataclass(frozen=True)
 class PoseTrack:
-    """Per-frame 2-D keypoints (T, 33, 2) in pixels, NaN where no person was found."""
+    """Per-frame 2-D keypoints (T, 33, 2) in pixels, NaN where no person was found, and the frames' timing."""
 
     keypoints: np.ndarray
     fps: float
     params: dict
+    timing: FrameTiming
 
     @property
     def detected(self) -> float:
         """Fraction of frames with a person."""
         found = ~np.isnan(self.keypoints).any(axis=(1, 2))
         return float(found.mean()) if found.size else 0.0
+
+    @property
+    def gridded(self) -> np.ndarray:
+        """The keypoints on the grid k / fps (`FrameTiming.resample`; gaps bridged over time when resampled)."""
+        return self.timing.resample(self.keypoints)
 
 
 @contextmanager
@@ -96,19 +106,21 @@ def _native_stderr_muted() -> Iterator[None]:
         os.close(saved)
 
 
-def pose_track(path: str | Path, fps: float) -> PoseTrack:
-    """The 2-D pose track of a video (see the module docstring); `fps` is recorded with it."""
+def pose_track(path: str | Path, fps: float, *, timestamps: bool = True) -> PoseTrack:
+    """The 2-D pose track of a video (see the module docstring) with its frames' timing against the grid
+    k / `fps`: by their container timestamps, or at index / fps when `timestamps` is False."""
     pose = require_estimator()
     path = existing_file(path)
-    rows, size = [], None
+    rows, times, size = [], [], None
     with ExitStack() as quiet:
         # the graph's threads load the models (and log) after construction returns, until the first frame's
         # result; the landmark model logs again when it first sees a person: quiet until then
         quiet.enter_context(_native_stderr_muted())
         with pose.Pose(static_image_mode=False, model_complexity=MODEL_COMPLEXITY, smooth_landmarks=False,
                        min_detection_confidence=MIN_DETECTION, min_tracking_confidence=MIN_TRACKING) as estimator:
-            for rgb in prefetched(frame.to_ndarray(format="rgb24") for frame in decoded_frames(path)):
+            for time, rgb in prefetched((t, frame.to_ndarray(format="rgb24")) for t, frame in timed_frames(path)):
                 size = rgb.shape[:2]
+                times.append(time)
                 found = estimator.process(rgb).pose_landmarks
                 if found is None:
                     rows.append(np.full((LANDMARKS, 2), np.nan))
@@ -120,4 +132,5 @@ def pose_track(path: str | Path, fps: float) -> PoseTrack:
     params = {"estimator": "mediapipe BlazePose", "model_complexity": MODEL_COMPLEXITY, "smooth_landmarks": False,
               "min_detection_confidence": MIN_DETECTION, "min_tracking_confidence": MIN_TRACKING,
               "frame_size": list(size), "fps": fps, "num_frames": len(rows)}
-    return PoseTrack(np.asarray(rows, dtype=np.float64), fps, params)
+    timing = frame_timing(fps, times if timestamps else None)
+    return PoseTrack(np.asarray(rows, dtype=np.float64), fps, params | {"frame_times": timing.describe()}, timing)
