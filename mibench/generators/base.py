@@ -43,7 +43,8 @@ class Generator(ABC):
         refused += ["device"] * (device is not None and not self.uses_device)
         refused += ["weights"] * (weights is not None and not self.uses_weights)
         if refused:
-            takes = sorted(self.options | {"device"} * self.uses_device | {"weights"} * self.uses_weights)
+            takes = sorted(self.options | ({"device"} if self.uses_device else set())
+                           | ({"weights"} if self.uses_weights else set()))
             raise ConfigError(f"{card.name} does not use {', '.join(flag(o) for o in refused)}",
                               f"it takes {', '.join(flag(o) for o in takes)}; drop the others")
         self.card = card

@@ -13,8 +13,8 @@ Definitions (the paper's protocol, made explicit):
   `numpy.random.default_rng(seed)` (same seed, same intervals); each statistic is recomputed on each
   resample, so category and overall intervals carry the correlation between questions. Fewer than two
   videos: no interval;
-- paired comparisons, per judge and mode: jobs of two models share `item_id` (same music, prompt, seed,
-  frames); per item the difference of the two videos' scores (for a category or overall, a video's
+- paired comparisons, per judge and mode: jobs of two models share `item_id` (same music window, prompt, seed,
+  tempo); per item the difference of the two videos' scores (for a category or overall, a video's
   score is the mean of its non-missing member questions), their mean with a bootstrap interval over
   items, and a Wilcoxon signed-rank test (scipy).
 Everything is separated by judge evaluation and mode (`greedy` = the paper's protocol, `expected` =

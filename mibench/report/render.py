@@ -61,7 +61,7 @@ DEFINITIONS = {
     OVERALL: "the mean of the quality metrics (Dance Quality + Video Quality: 8 in the paper's question set), "
              "as the paper's Table 4; prompt alignment is not part of it",
     "ci": "95% percentile bootstrap over videos",
-    "comparison": "paired over items (same music, prompt, seed): mean difference A - B, bootstrap CI, "
+    "comparison": "paired over items (same music window, prompt, seed): mean difference A - B, bootstrap CI, "
                   "Wilcoxon signed-rank p",
 }
 

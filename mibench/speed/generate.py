@@ -20,9 +20,10 @@ SAMPLE_RATE = 16000
 
 
 def bench_generator(model: str, preset: str, *, repeats: int = 3, frames: int | None = None,
-                    weights: Path | None = None, device: str = "cpu") -> dict:
+                    weights: Path | None = None, device: str | None = None) -> dict:
     """Seconds per video and, for diffusion models, per denoising step, on synthetic music."""
     generator = build_generator(model, preset, weights=weights, device=device, options={"num_frames": frames})
+    device = generator.device
     with tempfile.TemporaryDirectory() as tmp:
         music = Path(tmp) / "music-120bpm.wav"
         write_wav(music, drum_track(120, 30.0, sr=SAMPLE_RATE), SAMPLE_RATE)

@@ -1,8 +1,9 @@
 """Jobs: one video to generate and score, with a stable id; expansion of named suites into jobs.
 
 A job id is `<music>-<prompt>-s<seed>-<hash>`: a readable slug plus the first 10 hex digits of the
-SHA-1 of (model, music id, prompt text, seed, frames, tempo). `item_id` is the same hash without the
-model, so jobs of different models on the same music, prompt and seed can be paired.
+SHA-1 of (model, music id, prompt text, seed, frames, tempo). `item_id` hashes (music id, prompt text,
+seed, tempo): the jobs of every model on one item hear the same music from the same instant
+(`generators.base.window_start`), whatever their video length, so they are paired in comparisons.
 
 Suites (see `SUITES`): `paper` = every music x the paper's 10 prompts (the paper's protocol with the 10
 AIST test tracks: 100 videos a model); `aist` = every music with one fixed caption; `prompts` = the
@@ -48,7 +49,7 @@ class Job:
 
     @property
     def item_id(self) -> str:
-        return _digest([self.music_id, self.prompt, self.seed, self.num_frames, self.tempo])
+        return _digest([self.music_id, self.prompt, self.seed, self.tempo])
 
     @property
     def job_id(self) -> str:

@@ -111,7 +111,8 @@ class DancePipeline:
         device = torch.device(device)
         _check_placement(device, offload)
         parts = tiny_parts(with_adapter=with_adapter, seed=seed, fuse_lora=fuse_lora)
-        parts.transformer.to(weight_dtype)
+        if weight_dtype != parts.transformer.dtype:
+            parts.transformer.to(weight_dtype)
         mochi = MochiPipeline(scheduler=make_scheduler(), vae=parts.vae, text_encoder=parts.text_encoder,
                               tokenizer=parts.tokenizer, transformer=parts.transformer)
         _place(mochi, device, offload, vae_tiling)
