@@ -25,54 +25,31 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mibench.cli_common import (
+    DeviceOpt,
+    JsonOpt,
+    LimitOpt,
+    PresetOpt,
+    RunDirOpt,
+    RunOpt,
+    SeedOpt,
+    ShardOpt,
+    check_preset,
+    emit,
+    err,
+    existing_store,
+    finish,
+    run_dir_of,
+    say,
+)
 from mibench.errors import ConfigError, MibenchError
+from mibench.speed.commands import bench_app
 
 EXIT_CODES = ("Exit codes: 0 all done; 1 some items failed (each named in the summary, the rest done and kept); "
               "2 user error (one line: cause and fix).")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Generate, score and report music-to-dance videos (MusicInfuser benchmark). " + EXIT_CODES)
-bench_app = typer.Typer(no_args_is_help=True, help="Measure speed and peak memory of a stage.")
 app.add_typer(bench_app, name="bench")
-
-err = Console(stderr=True)
-
-RunOpt = Annotated[str, typer.Option("--run", help="Run name; the run folder is runs/NAME.")]
-RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder (overrides --run).")]
-PresetOpt = Annotated[str, typer.Option("--preset", help="tiny (local random weights) or full (real weights).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON document on stdout.")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N jobs/videos.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
-ShardOpt = Annotated[str | None, typer.Option("--shard", help="Only shard I of N (I/N, 0-based) of the jobs.")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device, e.g. cpu or cuda (default cpu).")]
-
-
-def run_dir_of(run: str, run_dir: Path | None) -> Path:
-    return run_dir if run_dir is not None else Path("runs") / run
-
-
-def emit(as_json: bool, data: dict) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def say(line: str) -> None:
-    """A log line on stderr, printed as is (no markup, no wrapping)."""
-    err.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def finish(summary) -> None:
-    """Exit with the stage's code: 1 when some items failed (named above), else 0."""
-    for job_id, error in summary.failed:
-        say(f"failed {job_id}: {error}")
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
-
-
-def _check_preset(preset: str) -> None:
-    from mibench.cards import PRESETS
-
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}", f"choose one of: {', '.join(PRESETS)}")
 
 
 @app.command()
@@ -117,7 +94,7 @@ def generate(
         return
     if not model:
         raise ConfigError("no model given", "pass --model NAME (see `mibench list`) or --videos DIR --name NAME")
-    _check_preset(preset)
+    check_preset(preset)
     from mibench.generators.base import build_generator
     from mibench.progress import progress_bar
     from mibench.provenance import session
@@ -199,12 +176,12 @@ def score(
     from mibench.stages.score import MODES, score_videos
     from mibench.suite.prompts import load_question_set
 
-    _check_preset(preset)
+    check_preset(preset)
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}", f"choose one of: {', '.join(MODES)}")
     if modal not in (None, "av", "video"):
         raise ConfigError(f"unknown modal {modal!r}", "choose av or video")
-    store = _existing_store(run_dir_of(run, run_dir))
+    store = existing_store(run_dir_of(run, run_dir))
     qset = load_question_set(questions)
     models = model or store.models()
     unknown = sorted(set(models) - set(store.models()))
@@ -265,7 +242,7 @@ def metrics(
     from mibench.provenance import session
     from mibench.stages.measure import compute_run_metrics
 
-    store = _existing_store(run_dir_of(run, run_dir))
+    store = existing_store(run_dir_of(run, run_dir))
     models = model or store.models()
     unknown = sorted(set(models) - set(store.models()))
     if unknown:
@@ -295,12 +272,13 @@ def report(
     """Render the run's leaderboard: report/index.html, leaderboard.csv and leaderboard.json (html), or the
     same tables as Markdown on stdout (md). --json prints the leaderboard's numbers as one JSON document."""
     folder = run_dir_of(run, run_dir)
-    store = _existing_store(folder)
+    store = existing_store(folder)
     if dist_reference is not None and dist_reference not in store.models():
         raise ConfigError(f"--dist-reference {dist_reference!r} is not a model of this run",
                           f"models in this run: {store.models()}")
     store.close()
-    from mibench.report.render import leaderboard_document, markdown_table, render_report
+    from mibench.report.render import render_report
+    from mibench.report.text import leaderboard_document, markdown_table
 
     if fmt not in ("html", "md"):
         raise ConfigError(f"unknown format {fmt!r}", "choose html or md")
@@ -370,74 +348,6 @@ def demo(
 
     summary = run_demo(run_dir, console=err)
     emit(as_json, summary)
-
-
-@bench_app.command("generate")
-def bench_generate(
-    model: Annotated[str, typer.Option("--model")] = "musicinfuser",
-    preset: PresetOpt = "tiny",
-    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs; the median is reported.")] = 3,
-    frames: Annotated[int | None, typer.Option("--frames", min=1)] = None,
-    weights: Annotated[Path | None, typer.Option("--weights")] = None,
-    device: DeviceOpt = "cpu",
-    as_json: JsonOpt = False,
-) -> None:
-    """Seconds per denoising step and peak memory of a generator."""
-    from mibench.speed.generate import bench_generator
-
-    _check_preset(preset)
-    _print_bench(bench_generator(model, preset, repeats=repeats, frames=frames, weights=weights, device=device),
-                 as_json)
-
-
-@bench_app.command("judge")
-def bench_judge(
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Official-layout checkpoint.")] = None,
-    siglip: Annotated[Path | None, typer.Option("--siglip", help="SigLIP folder (default: from config).")] = None,
-    video: Annotated[Path | None, typer.Option("--video", help="An mp4 with audio (default: synthetic).")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 8,
-    repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
-    as_json: JsonOpt = False,
-) -> None:
-    """Seconds per scored video: naive per-question path vs cached path, same weights."""
-    from mibench.speed.judge import bench_judge as run
-
-    _print_bench(run(checkpoint=checkpoint, siglip=siglip, video=video, max_new_tokens=max_new_tokens,
-                     repeats=repeats), as_json)
-
-
-@bench_app.command("metrics")
-def bench_metrics(
-    seconds: Annotated[float, typer.Option("--seconds", help="Length of the synthetic test video.")] = 20.0,
-    video: Annotated[Path | None, typer.Option("--video", help="An mp4 with audio (default: synthetic).")] = None,
-    repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
-    pose: Annotated[bool, typer.Option("--pose", help="Also the 2-D pose path (needs mediapipe).")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Also the throughput of N worker "
-                                         "processes (as `mibench metrics --workers N`).")] = 1,
-    as_json: JsonOpt = False,
-) -> None:
-    """Seconds of computation per minute of video (default: a synthetic 480x848 dancer)."""
-    from mibench.speed.metrics import bench_metrics as run
-
-    _print_bench(run(seconds=seconds, repeats=repeats, video=video, pose=pose, workers=workers), as_json)
-
-
-def _print_bench(result: dict, as_json: bool) -> None:
-    if as_json:
-        emit(True, result)
-        return
-    out = Console()
-    for key, value in result.items():
-        if not isinstance(value, (dict, list)):
-            out.print(escape(f"  {key:36s} {value}"))
-
-
-def _existing_store(folder: Path):
-    from mibench.store import STORE_NAME, Store
-
-    if not (folder / STORE_NAME).is_file():
-        raise ConfigError(f"no mibench run in {folder}", "run `mibench generate` first or pass --run/--run-dir")
-    return Store.open(folder)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import sqlite3
 
 from conftest import run_cli
 
-from mibench.report.render import model_page
+from mibench.report.views import model_page
 from mibench.store import Store
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import store_answers
 
 from mibench.media.video import write_mp4
 from mibench.report import render_report
-from mibench.report.render import model_page
+from mibench.report.views import model_page
 from mibench.store import Store
 from mibench.suite.jobs import Job
 
@@ -74,13 +75,13 @@ def report(tmp_path_factory) -> Path:
         path = run_dir / "videos" / job.model / f"{job.job_id}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         clip(path, n)
-        store.record_video(job.job_id, path, info={"fps": 8, "num_frames": 16})
-        store.record_answers(
+        store.record_video(job.job_id, path, info={"fps": 8, "num_frames": 16}, fingerprint="fp")
+        store_answers(store, [
             {"job_id": job.job_id, "judge": "videollama2", "question_set": "paper", "question_id": qid,
              "mode": "greedy", "run_index": 0, "question": f"Rate {qid} <0-10>",
              "raw": "<img src=x onerror='window.__pwned=2'>" if q == n else str((n * 3 + q) % 5 + 5),
              "score": None if q == n else float((n * 3 + q) % 5 + 5), "distribution": None, "options": {}}
-            for q, qid in enumerate(QUESTIONS))
+            for q, qid in enumerate(QUESTIONS)])
     store.end_session(session)
     store.close()
     return render_report(run_dir)

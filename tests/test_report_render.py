@@ -14,7 +14,7 @@ from conftest import store_answers
 from mibench.errors import StoreError
 from mibench.report import markdown_table, render_report
 from mibench.report.aggregate import aggregate, leaderboard
-from mibench.report.render import model_page
+from mibench.report.views import model_page
 from mibench.store import Store
 from mibench.suite.jobs import Job
 
@@ -191,7 +191,8 @@ def test_expected_mode_answers_show_their_spread(tmp_path):
     import json
 
     from mibench.report import render_report
-    from mibench.report.render import distribution_sd, model_page
+    from mibench.report.render import distribution_sd
+    from mibench.report.views import model_page
     from mibench.store import Store
     from mibench.suite.jobs import Job
 

@@ -1,0 +1,62 @@
+"""What every `mibench` command shares: the option types, where a run lives, and the output
+conventions (one JSON document on stdout with `--json`; logs on stderr, printed as is; exit codes)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mibench.errors import ConfigError
+
+err = Console(stderr=True)
+
+RunOpt = Annotated[str, typer.Option("--run", help="Run name; the run folder is runs/NAME.")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder (overrides --run).")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="tiny (local random weights) or full (real weights).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON document on stdout.")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N jobs/videos.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
+ShardOpt = Annotated[str | None, typer.Option("--shard", help="Only shard I of N (I/N, 0-based) of the jobs.")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device, e.g. cpu or cuda (default cpu).")]
+
+
+def run_dir_of(run: str, run_dir: Path | None) -> Path:
+    return run_dir if run_dir is not None else Path("runs") / run
+
+
+def emit(as_json: bool, data: dict) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def say(line: str) -> None:
+    """A log line on stderr, printed as is (no markup, no wrapping)."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def finish(summary) -> None:
+    """Exit with the stage's code: 1 when some items failed (named above), else 0."""
+    for job_id, error in summary.failed:
+        say(f"failed {job_id}: {error}")
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+def check_preset(preset: str) -> None:
+    from mibench.cards import PRESETS
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}", f"choose one of: {', '.join(PRESETS)}")
+
+
+def existing_store(folder: Path):
+    from mibench.store import STORE_NAME, Store
+
+    if not (folder / STORE_NAME).is_file():
+        raise ConfigError(f"no mibench run in {folder}", "run `mibench generate` first or pass --run/--run-dir")
+    return Store.open(folder)

@@ -1,0 +1,223 @@
+"""The views the report pages and the Markdown tables are made of: cells with confidence intervals,
+leaderboard rows and tables laid out like the paper's Tables 1-3, one section per judge evaluation and
+mode (with the settings behind it), charts, paired comparisons, the objective metrics table; the
+labels and definitions every output shares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+from markupsafe import Markup
+
+from mibench.report.aggregate import CATEGORY_KEYS, OVERALL, Aggregate, Column
+from mibench.report.charts import Bar, category_chart, metric_chart
+from mibench.suite.jobs import slug
+
+MODE_LABELS = {"greedy": "greedy text answers (the paper's protocol)",
+         "expected": "expected score over 0-10 (mibench option, not the paper's protocol)"}
+DEFINITIONS = {
+    "video_score": "per video, the mean over the judge's runs of the parsed scores",
+    "model_score": "the mean over the model's videos that have a score",
+    "missing": "an unparseable answer is missing: counted, never averaged in as 0",
+    "category": "the mean of the category's metric scores (the paper's Avg columns)",
+    OVERALL: "the mean of the quality metrics (Dance Quality + Video Quality: 8 in the paper's question set), "
+             "as the paper's Table 4; prompt alignment is not part of it",
+    "ci": "95% percentile bootstrap over videos",
+    "comparison": "paired over items (same music window, prompt, seed): mean difference A - B, bootstrap CI, "
+                  "Wilcoxon signed-rank p",
+}
+
+
+@dataclass
+class Cell:
+    value: float
+    low: float = math.nan
+    high: float = math.nan
+    n_missing: int = 0
+    best: bool = False
+
+    @property
+    def text(self) -> str:
+        return fmt(self.value)
+
+    @property
+    def ci(self) -> str:
+        return "" if math.isnan(self.low) else f"[{fmt(self.low)}, {fmt(self.high)}]"
+
+    @property
+    def sort(self) -> str:
+        return "" if math.isnan(self.value) else repr(self.value)
+
+
+@dataclass
+class Row:
+    model: str
+    cells: list[Cell]
+    href: str | None = None
+    videos: str = ""
+    missing: int = 0
+    note: str = ""
+
+
+@dataclass
+class Table:
+    id: str
+    title: str
+    headers: list[str]
+    rows: list[Row]
+    reference: list[Row] = field(default_factory=list)
+    reference_caption: str = ""
+
+
+@dataclass
+class Section:
+    judge: str
+    mode: str
+    tables: list[Table]
+    charts: list[Markup]
+    comparisons: list[dict]
+    settings: str = ""
+
+    @property
+    def protocol(self) -> str:
+        return MODE_LABELS.get(self.mode, self.mode)
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def model_page(model: str) -> str:
+    """The drill-down file name of a model: a safe slug plus a hash of the exact name."""
+    return f"model-{slug(model)}-{hashlib.sha1(model.encode()).hexdigest()[:8]}.html"
+
+
+def _mark_best(rows: list[Row]) -> None:
+    if len(rows) < 2:
+        return
+    for i in range(len(rows[0].cells)):
+        values = [r.cells[i].value for r in rows if not math.isnan(r.cells[i].value)]
+        for row in rows:
+            row.cells[i].best = bool(values) and row.cells[i].value == max(values)
+
+
+def _reference_rows(table: dict, keys: list[str]) -> list[Row]:
+    return [Row(model=r["model"], cells=[Cell(float(r.get(k, math.nan))) for k in keys],
+                note=r.get("modality", "")) for r in table["rows"]]
+
+
+def _tables(agg: Aggregate, judge: str, mode: str, reference: dict | None) -> list[Table]:
+    scores = agg.scores[(agg.scores["judge"] == judge) & (agg.scores["mode"] == mode)]
+    by_model = {m: part.set_index("key") for m, part in scores.groupby("model", sort=True)}
+    scored = agg.per_video[(agg.per_video["judge"] == judge) & (agg.per_video["mode"] == mode)]
+    n_scored = scored.groupby("model")["job_id"].nunique()
+    n_missing = scored.groupby("model")["n_missing"].sum()
+
+    def row(model: str, columns: list[Column], missing: int) -> Row:
+        part = by_model[model]
+        cells = [Cell(part.at[c.key, "mean"], part.at[c.key, "ci_low"], part.at[c.key, "ci_high"],
+                      int(part.at[c.key, "n_missing"])) for c in columns]
+        return Row(model, cells, href=model_page(model), videos=f"{n_scored[model]} / {agg.done.get(model, 0)}",
+                   missing=missing)
+
+    tables = []
+    for category, key in CATEGORY_KEYS.items():
+        columns = [c for c in agg.columns if c.category == category]
+        if not columns:
+            continue
+        rows = [row(m, columns, int(by_model[m].at[key, "n_missing"])) for m in by_model]
+        _mark_best(rows)
+        table = Table(id=f"{key}-{slug(judge)}-{mode}", title=category, headers=[c.label for c in columns],
+                      rows=rows)
+        if reference and key in reference["tables"]:
+            table.reference = _reference_rows(reference["tables"][key], [c.key for c in columns])
+            table.reference_caption = reference["tables"][key]["caption"]
+        tables.append(table)
+    summary = sorted((c for c in agg.columns if c.kind != "question"), key=lambda c: c.kind != "overall")
+    others = [c for c in agg.columns if c.kind == "question" and c.category is None]
+    if summary or others:
+        rows = [row(m, summary + others, int(n_missing[m])) for m in by_model]
+        _mark_best(rows)
+        tables.append(Table(id=f"summary-{slug(judge)}-{mode}", title="Summary",
+                            headers=[c.label for c in summary + others], rows=rows))
+    return tables
+
+
+def _charts(agg: Aggregate, judge: str, mode: str) -> list[Markup]:
+    scores = agg.scores[(agg.scores["judge"] == judge) & (agg.scores["mode"] == mode)]
+    models = sorted(set(scores["model"]))
+    indexed = scores.set_index(["key", "model"])
+
+    def groups(columns: list[Column]) -> list[tuple[str, list[Bar]]]:
+        return [((c.category or "Overall") if c.kind != "question" else c.label,
+                 [Bar(m, *indexed.loc[(c.key, m), ["mean", "ci_low", "ci_high"]].astype(float)) for m in models])
+                for c in columns]
+
+    averages = [c for c in agg.columns if c.kind != "question"]
+    questions = [c for c in agg.columns if c.kind == "question"]
+    title = f"{judge} · {mode}"
+    charts = [category_chart(f"Category averages with 95% CI ({title})", models, groups(averages))]
+    if questions:
+        charts.append(metric_chart(f"Per-metric scores with 95% CI ({title})", models, groups(questions)))
+    return charts
+
+
+def _comparisons(agg: Aggregate, judge: str, mode: str) -> list[dict]:
+    labels = {c.key: c.label for c in agg.columns}
+    part = agg.comparisons[(agg.comparisons["judge"] == judge) & (agg.comparisons["mode"] == mode)]
+    return [{"a": r["model_a"], "b": r["model_b"], "metric": labels[r["key"]], "n": int(r["n_pairs"]),
+             "diff": Cell(r["mean_diff"], r["ci_low"], r["ci_high"]), "p": fmt(r["p_value"], 3)}
+            for r in part.to_dict("records")]
+
+
+def sections(agg: Aggregate, reference: dict | None, settings: dict[tuple[str, str], str]) -> list[Section]:
+    """One section per judge evaluation and mode, with its settings; the paper's protocol (greedy) first."""
+    pairs = sorted(set(agg.scores[["judge", "mode"]].itertuples(index=False, name=None)),
+                   key=lambda p: (p[0], p[1] != "greedy", p[1]))
+    return [Section(judge, mode, _tables(agg, judge, mode, reference), _charts(agg, judge, mode),
+                    _comparisons(agg, judge, mode), settings.get((judge, mode), "")) for judge, mode in pairs]
+
+
+def objective_table(agg: Aggregate) -> Table | None:
+    if agg.objective.empty:
+        return None
+    keys = list(dict.fromkeys(agg.objective["key"]))
+    indexed = agg.objective.set_index(["model", "key"])
+    rows = []
+    for model in sorted(set(agg.objective["model"])):
+        cells = [Cell(*indexed.loc[(model, k), ["mean", "ci_low", "ci_high"]].astype(float),
+                      int(indexed.at[(model, k), "n_missing"])) if (model, k) in indexed.index else Cell(math.nan)
+                 for k in keys]
+        rows.append(Row(model, cells, href=model_page(model), missing=sum(c.n_missing for c in cells)))
+    return Table(id="objective-table", title="Objective metrics", headers=keys, rows=rows)
+
+
+def settings_text(settings: dict) -> str:
+    """A settings dict as one line of `key=value` (nested keys dotted; long values shortened)."""
+    parts = []
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk(f"{prefix}{key}.", inner)
+        else:
+            text = json.dumps(value, default=str) if not isinstance(value, str) else value
+            parts.append(f"{prefix[:-1]}={text if len(text) <= 60 else text[:57] + '...'}")
+
+    walk("", settings)
+    return "; ".join(parts)
+
+
+def evaluation_settings_by_label(answers: list[dict], evaluations: list[dict]) -> dict[tuple[str, str], str]:
+    """(label, mode) -> the evaluation's id and settings (judge settings, weights, seed, question set)."""
+    by_id = {e["id"]: e for e in evaluations}
+    out = {}
+    for a in answers:
+        e = by_id.get(a["evaluation"])
+        if e is not None and (a["judge"], a["mode"]) not in out:
+            shown = {k: v for k, v in e["settings"].items() if k not in ("questions", "judge", "mode")}
+            out[(a["judge"], a["mode"])] = f"evaluation {e['id']}: {settings_text(shown)}"
+    return out
