@@ -70,9 +70,9 @@ def run_step(
     video: torch.Tensor,
     guidance_scale: float | None = None,
 ) -> StepResult:
-    """Step k of `method` from `video`, with the fixture's shifts and noise."""
+    """Step k of `method` from `video`, with the fixture's shifts and noise (batch B = len(video))."""
     step = fx.cfg[method]["steps"][k]
-    assert step["t_model"] == [schedule.timestep_map[step["index"]]]
+    assert step["t_model"] == [schedule.timestep_map[step["index"]]] * len(video)
     shifts = shifts_of(step["shifts"])
 
     def denoise(v: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,6 +164,7 @@ def test_respacing_matches_guided_diffusion() -> None:
 def test_forward(fx: SimpleNamespace, mmd: MultimodalUNet) -> None:
     inputs, shifts = fx.inputs, shifts_of(fx.cfg["forward"]["shifts"])
     assert inputs["forward.timesteps"].tolist() == fx.cfg["forward"]["timesteps"]
+    assert len(inputs["forward.video"]) == len(inputs["forward.audio"]) == fx.cfg["forward"]["batch"]
     with torch.no_grad():
         video, audio = mmd(inputs["forward.video"], inputs["forward.audio"], inputs["forward.timesteps"], shifts=shifts)
         unshifted, _ = mmd(
@@ -194,6 +195,7 @@ def test_sampler_steps_teacher_forced(
 ) -> None:
     exp, tol = fx.expected, fx.tol
     video = fx.inputs["sample.video_xT"]
+    assert len(video) == len(fx.inputs["sample.audio_cond"]) == fx.cfg["sampler"]["batch"]
     for k in range(len(fx.cfg[method]["steps"])):
         got = run_step(fx, mmd, schedule, method, k, video)
         pre = f"{method}.step{k}."

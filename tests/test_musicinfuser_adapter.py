@@ -12,7 +12,7 @@ from diffusers import MochiTransformer3DModel
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from mibench.errors import WeightsError
+from mibench.errors import ConfigError, WeightsError
 from mibench.generators.musicinfuser import (
     attach_zica,
     load_adapter,
@@ -109,11 +109,18 @@ def test_truncated_file(fx, tmp_path, keep):
 
 
 def test_audio_layer_count_must_match(fx, config):
+    """One block too few (always possible) and, unless every layer already has one, one too many."""
     tensors, spec = read_adapter(fx / "musicinfuser.safetensors")
     layers = config["audio"]["audio_cross_attn_layers"]
-    extra = next(i for i in range(config["genmo_asymm_dit_joint_kwargs"]["depth"]) if i not in layers)
-    with pytest.raises(WeightsError, match=r"missing .*audio_cross_attn_blocks"):
-        load_adapter(model_with_zica(fx, config, [*layers, extra]), tensors, spec)
+    with pytest.raises(WeightsError, match=rf"unexpected .*audio_cross_attn_blocks\.{len(layers) - 1}\."):
+        load_adapter(model_with_zica(fx, config, layers[:-1]), tensors, spec)
+    free = [i for i in range(config["genmo_asymm_dit_joint_kwargs"]["depth"]) if i not in layers]
+    if not free:  # ZICA on every block: a further block cannot exist, and a repeated one is refused
+        with pytest.raises(ConfigError, match="not distinct blocks"):
+            model_with_zica(fx, config, [*layers, layers[0]])
+        return
+    with pytest.raises(WeightsError, match=rf"missing .*audio_cross_attn_blocks\.{len(layers)}\."):
+        load_adapter(model_with_zica(fx, config, [*layers, free[0]]), tensors, spec)
 
 
 def test_audio_tensors_need_zica(fx):
@@ -138,7 +145,7 @@ def test_export_round_trips_to_official_layout(fx, config, tmp_path):
     load_adapter(model_with_zica(fx, config), reloaded, respec)
 
 
-def test_fused_and_unfused_agree(fx, config):
+def test_fused_and_unfused_agree(fx, config, tmp_path):
     tensors, spec = read_adapter(fx / "musicinfuser.safetensors")
     inputs = load_file(fx / "inputs.safetensors")
     tol = config["tolerance"]
@@ -152,7 +159,7 @@ def test_fused_and_unfused_agree(fx, config):
                                  attention_kwargs={"audio_feat": inputs["audio_feat"]}, return_dict=False)[0])
     torch.testing.assert_close(outputs[0], outputs[1], atol=tol["atol"], rtol=tol["rtol"])
     with pytest.raises(WeightsError, match="unfused"):
-        save_adapter(model, fx / "never-written.safetensors", spec)
+        save_adapter(model, tmp_path / "never-written.safetensors", spec)
 
 
 def test_genmo_dit_with_unknown_tensor(fx, tmp_path):

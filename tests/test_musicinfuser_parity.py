@@ -100,6 +100,10 @@ def test_forward_no_audio(fx, source):
 
 def test_audio_projected(fx):
     model = musicinfuser_model(fx, fuse=False)
+    audio, projector = fx.config["audio"], model.audio_projection.projection
+    assert (projector[0].in_features, projector[0].out_features, projector[2].out_features) == (
+        audio["audio_feat_dim"], audio["audio_projector_hidden_dim"], audio["audio_projector_output_dim"])
+    assert len(model.audio_cross_attn_blocks) == len(audio["audio_cross_attn_layers"])
     with torch.no_grad():
         out = model.audio_projection(fx.inputs["audio_feat"], fx.inputs["x"].shape[2])
     torch.testing.assert_close(out, fx.expected["audio_projected"], **fx.tol)

@@ -120,10 +120,11 @@ def test_bf16_weights_keep_float32_latents(weights_dir):
 
 
 def test_from_weights_errors(weights_dir, tmp_path):
-    with pytest.raises(WeightsError, match="2 audio cross-attention blocks but 1"):
+    blocks = len(TINY_AUDIO_LAYERS)
+    with pytest.raises(WeightsError, match=f"{blocks} audio cross-attention blocks but {blocks - 1}"):
         DancePipeline.from_weights(weights_dir, adapter=weights_dir / "musicinfuser.safetensors",
                                    base=str(weights_dir / "no-base"), wav2vec=str(weights_dir / "wav2vec2"),
-                                   audio_layers=(1,))
+                                   audio_layers=TINY_AUDIO_LAYERS[1:])
     with pytest.raises(WeightsError, match="cannot load the Mochi"):
         load(tmp_path, adapter=None)
     with pytest.raises(ConfigError, match="offload needs a GPU"):

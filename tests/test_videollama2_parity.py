@@ -62,7 +62,9 @@ def test_settings_read_from_files(fx):
 
 
 def test_frames_and_pixels(fx, media):
-    assert media.frame_indices == fx["meta"]["video"]["frame_indices"]
+    video = fx["meta"]["video"]
+    assert pp.frame_indices(video["decord_num_frames"], video["num_frames_sampled"]) == video["frame_indices"]
+    assert media.frame_indices == video["frame_indices"]
     assert np.array_equal(media.frames, fx["exp"]["video_frames_uint8"].numpy())
     torch.testing.assert_close(media.pixel_values, fx["exp"]["video_pixel_values"], rtol=0.0, atol=1e-6)
 
@@ -76,17 +78,24 @@ def test_audio_pcm(fx, media):
     assert diff.max() <= 1 and np.count_nonzero(diff) <= 1e-3 * ref.size
 
 
-def test_audio_clip_windows(fx):
+def test_audio_clip_windows(fx, media):
     audio = fx["meta"]["audio"]
+    assert audio["decoded_samples_16k"] == len(fx["exp"]["audio_pcm16k_s16"])
     ranges = pp.clip_ranges(audio["decoded_samples_16k"])
     assert [list(r) for r in ranges] == audio["clip_sample_ranges"]
+    assert [list(r) for r in media.clip_ranges] == audio["clip_sample_ranges"]
+    assert list(media.fbank.shape) == audio["fbank_shape"]
 
 
 def test_fbank_from_reference_pcm(fx):
     exp, audio = fx["exp"], fx["meta"]["audio"]
     pcm = exp["audio_pcm16k_s16"].numpy()
     ranges = [tuple(r) for r in audio["clip_sample_ranges"]]
-    fbank = pp.kaldi_fbank(pp.clip_waveform(pcm, ranges) * 2**15)
+    kwargs = audio["fbank_kwargs"]
+    assert (kwargs["num_mel_bins"], kwargs["sample_frequency"]) == (pp.NUM_MEL_BINS, pp.SAMPLE_RATE)
+    assert (kwargs["frame_length"], kwargs["frame_shift"]) == (pp.FRAME_LENGTH_MS, pp.FRAME_SHIFT_MS)
+    fbank = pp.kaldi_fbank(pp.clip_waveform(pcm, ranges) * 2**15, kwargs["num_mel_bins"], kwargs["sample_frequency"],
+                           frame_length=kwargs["frame_length"], frame_shift=kwargs["frame_shift"])
     assert list(fbank.unsqueeze(0).shape) == audio["fbank_shape"]
     head = exp["audio_fbank_fp32_head"]
     # atol 2e-2 (the fixture README): float32 FFT noise differs across CPUs and torch builds

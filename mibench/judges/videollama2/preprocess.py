@@ -27,6 +27,8 @@ CLIP_SECONDS = 2
 CLIPS_PER_VIDEO = 8
 PADDED_SAMPLES = 30 * SAMPLE_RATE
 NUM_MEL_BINS = 128
+FRAME_LENGTH_MS = 25.0
+FRAME_SHIFT_MS = 10.0
 
 
 def frame_indices(num_video_frames: int, num_frames: int, jitter_seed: int | None = None) -> list[int]:
@@ -138,11 +140,17 @@ def _mel_banks(num_bins: int, fft_size: int, sample_rate: int, low_freq: float =
     return torch.nn.functional.pad(torch.clamp(torch.min(up, down), min=0.0), (0, 1))
 
 
-def kaldi_fbank(wave: torch.Tensor, num_bins: int = NUM_MEL_BINS, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """`torchaudio.compliance.kaldi.fbank(wave, num_mel_bins, frame_length=25, frame_shift=10)` with
-    every other default (no dither, DC removal, pre-emphasis 0.97, povey window, 512-pt power
-    spectrum, log floored at float32 eps, snip_edges). `wave` is 1-D float32 in int16 units."""
-    size, shift, fft_size = sample_rate * 25 // 1000, sample_rate * 10 // 1000, 512
+def kaldi_fbank(wave: torch.Tensor, num_bins: int = NUM_MEL_BINS, sample_rate: int = SAMPLE_RATE, *,
+                frame_length: float = FRAME_LENGTH_MS, frame_shift: float = FRAME_SHIFT_MS) -> torch.Tensor:
+    """`torchaudio.compliance.kaldi.fbank(wave, num_mel_bins, sample_frequency, frame_length, frame_shift)`
+    with every other default (no dither, DC removal, pre-emphasis 0.97, povey window, power spectrum
+    padded to the next power of two - 512 points for 25 ms at 16 kHz -, log floored at float32 eps,
+    snip_edges). `wave` is 1-D float32 in int16 units; the official call is the default 16 kHz, 25/10 ms."""
+    size = int(sample_rate * frame_length * 0.001)
+    shift = int(sample_rate * frame_shift * 0.001)
+    fft_size = 1 << (size - 1).bit_length()
+    if wave.numel() < size:
+        raise ValueError(f"{wave.numel()} samples are fewer than one {frame_length} ms fbank frame")
     count = 1 + (wave.numel() - size) // shift
     frames = wave.as_strided((count, size), (shift, 1))
     frames = frames - frames.mean(dim=1, keepdim=True)
