@@ -47,9 +47,17 @@ from mibench.speed.commands import bench_app
 
 EXIT_CODES = ("Exit codes: 0 all done; 1 some items failed (each named in the summary, the rest done and kept); "
               "2 user error (one line: cause and fix).")
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Generate, score and report music-to-dance videos (MusicInfuser benchmark). " + EXIT_CODES)
 app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _options(verbose: Annotated[bool, typer.Option("--verbose", help="Also show third-party warnings and logs "
+                                                   "(quiet by default).")] = False) -> None:
+    from mibench.quiet import quiet_libraries
+
+    quiet_libraries(verbose)
 
 
 @app.command()
@@ -315,7 +323,7 @@ def list_(as_json: JsonOpt = False) -> None:
     if as_json:
         emit(True, data)
         return
-    out = Console()
+    out = Console(soft_wrap=True, highlight=False)
     for section, items in data.items():
         out.print(f"[bold]{section.replace('_', ' ')}[/bold]")
         for key in items:
@@ -331,7 +339,7 @@ def doctor(as_json: JsonOpt = False) -> None:
     if as_json:
         emit(True, data)
         return
-    out = Console()
+    out = Console(soft_wrap=True, highlight=False)
     for section, items in data.items():
         out.print(f"[bold]{section}[/bold]")
         for key, value in items.items():

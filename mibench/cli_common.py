@@ -13,7 +13,7 @@ from rich.console import Console
 
 from mibench.errors import ConfigError
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 RunOpt = Annotated[str, typer.Option("--run", help="Run name; the run folder is runs/NAME.")]
 RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder (overrides --run).")]
@@ -21,7 +21,8 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="tiny (local random wei
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON document on stdout.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N jobs/videos.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
-ShardOpt = Annotated[str | None, typer.Option("--shard", help="Only shard I of N (I/N, 0-based) of the jobs.")]
+ShardOpt = Annotated[str | None, typer.Option("--shard", help="Only shard I of N of the jobs: I/N with I from 0 to "
+                                             "N-1 (0/4 .. 3/4), e.g. $SLURM_ARRAY_TASK_ID/4 with --array=0-3.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device, e.g. cpu or cuda (default cpu).")]
 
 

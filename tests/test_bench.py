@@ -178,6 +178,9 @@ def test_shards_split_jobs_without_overlap():
     shards = [select_shard(jobs, f"{i}/3") for i in range(3)]
     assert sorted(j.job_id for s in shards for j in s) == sorted(j.job_id for j in jobs)
     assert [len(s) for s in shards] == [34, 33, 33] and select_shard(jobs, None) == jobs
-    for bad in ("3/3", "1", "a/b", "-1/2"):
+    for bad in ("1", "a/b", "-1/2", "0/0"):
         with pytest.raises(ConfigError, match="bad shard"):
             select_shard(jobs, bad)
+    with pytest.raises(ConfigError, match=r"shard 3/3 is out of range: I counts from 0 \(the shards of 3 are "
+                                          r"0/3 \.\. 2/3\)"):
+        select_shard(jobs, "3/3")

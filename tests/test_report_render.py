@@ -210,3 +210,23 @@ def test_expected_mode_answers_show_their_spread(tmp_path):
     assert distribution_sd(json.dumps(dist)) == 2.0 and distribution_sd(None) is None
     page = (render_report(tmp_path).parent / model_page("m")).read_text()
     assert "± 2.00" in page
+
+
+def test_csv_cells_are_never_spreadsheet_formulas(tmp_path):
+    import csv
+
+    store = Store.open(tmp_path)
+    formula = '=HYPERLINK("http://evil","click")'
+    job = make_job(formula, "m0", "a plain prompt")
+    store.add_jobs([job])
+    store.record_video(job.job_id, tmp_path / "v.mp4", fingerprint="fp")
+    store_answers(store, [{"job_id": job.job_id, "judge": "@cmd", "question_set": "paper",
+                           "question_id": "imaging_quality", "mode": "greedy", "run_index": 0, "question": "q",
+                           "raw": "-3", "score": -3.0, "distribution": None, "options": {}}])
+    store.close()
+    render_report(tmp_path)
+    with (tmp_path / "report" / "leaderboard.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["model"] == "'" + formula and rows[0]["judge"] == "'@cmd"
+    assert float(rows[0]["imaging_quality"]) == -3.0  # numbers stay numbers
+    assert not any(str(v).startswith(("=", "+", "@")) for row in rows for v in row.values())

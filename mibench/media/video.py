@@ -38,6 +38,7 @@ from av.container import OutputContainer
 
 from mibench.errors import MediaError
 from mibench.media.audio import atomic_output, existing_file
+from mibench.quiet import native_stderr_muted
 
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 _ENCODER_THREADS = 4
@@ -97,7 +98,8 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
     """
     path = existing_file(path)
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        with native_stderr_muted():  # decord's FFmpeg and its own error lines write to fd 2 directly
+            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except (RuntimeError, decord.DECORDError) as exc:
         raise MediaError(f"{path} cannot be decoded as video", _FIX_CORRUPT) from exc
     total = len(reader)
@@ -112,7 +114,8 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
         height, width = reader[0].shape[:2]
         return np.zeros((0, height, width, 3), np.uint8)
     try:
-        return reader.get_batch(wanted).asnumpy()
+        with native_stderr_muted():
+            return reader.get_batch(wanted).asnumpy()
     except decord.DECORDError:
         return _read_frames_pyav(path, wanted)
 

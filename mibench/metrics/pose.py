@@ -23,11 +23,7 @@ start until the first person is found, are kept off stderr (which is muted until
 
 from __future__ import annotations
 
-import ctypes
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +33,7 @@ from mibench.errors import ConfigError, MediaError
 from mibench.media.audio import existing_file
 from mibench.media.video import FrameTiming, frame_timing, timed_frames
 from mibench.metrics.motion import prefetched
+from mibench.quiet import native_stderr_muted
 
 LANDMARKS = 33
 MODEL_COMPLEXITY = 1  # the only one whose weights are in the wheel
@@ -90,22 +87,6 @@ class PoseTrack:
         return self.timing.resample(self.keypoints)
 
 
-@contextmanager
-def _native_stderr_muted() -> Iterator[None]:
-    """File descriptor 2 pointed at /dev/null (C++ code writes there directly, not via sys.stderr); C's
-    buffered streams are flushed before it is restored, so what they hold goes to /dev/null too."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        ctypes.CDLL(None).fflush(None)
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def pose_track(path: str | Path, fps: float, *, timestamps: bool = True) -> PoseTrack:
     """The 2-D pose track of a video (see the module docstring) with its frames' timing against the grid
     k / `fps`: by their container timestamps, or at index / fps when `timestamps` is False."""
@@ -115,7 +96,7 @@ def pose_track(path: str | Path, fps: float, *, timestamps: bool = True) -> Pose
     with ExitStack() as quiet:
         # the graph's threads load the models (and log) after construction returns, until the first frame's
         # result; the landmark model logs again when it first sees a person: quiet until then
-        quiet.enter_context(_native_stderr_muted())
+        quiet.enter_context(native_stderr_muted())
         with pose.Pose(static_image_mode=False, model_complexity=MODEL_COMPLEXITY, smooth_landmarks=False,
                        min_detection_confidence=MIN_DETECTION, min_tracking_confidence=MIN_TRACKING) as estimator:
             for time, rgb in prefetched((t, frame.to_ndarray(format="rgb24")) for t, frame in timed_frames(path)):

@@ -38,7 +38,7 @@ from mibench.report.aggregate import (
     leaderboard,
 )
 from mibench.report.reliability import reliability_tables
-from mibench.report.text import leaderboard_json, load_reference, open_run
+from mibench.report.text import leaderboard_json, load_reference, open_run, spreadsheet_csv
 from mibench.report.views import (
     DEFINITIONS,
     MODE_LABELS,
@@ -219,7 +219,7 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_
             reference=ref)
     finally:
         store.close()
-    _write(report_dir / "leaderboard.csv", leaderboard(agg).to_csv(index=False))
+    _write(report_dir / "leaderboard.csv", spreadsheet_csv(leaderboard(agg)))
     _write(report_dir / "leaderboard.json", leaderboard_json(agg, run_dir, ref))
     _write(report_dir / "index.html", index)
     return report_dir / "index.html"

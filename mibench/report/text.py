@@ -1,11 +1,13 @@
-"""The report's text outputs: the leaderboard JSON document (`leaderboard.json`, `report --json`) and
-the Markdown tables (`report --format md`), built from the same views as the HTML pages."""
+"""The report's text outputs: the leaderboard JSON document (`leaderboard.json`, `report --json`), the
+spreadsheet-safe CSV (`leaderboard.csv`) and the Markdown tables (`report --format md`), built from the
+same views as the HTML pages."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from mibench.errors import StoreError
@@ -25,6 +27,18 @@ def open_run(run_dir: Path) -> Store:
         raise StoreError(f"{run_dir} has no results store ({STORE_NAME})",
                          "pass the folder of a run made by `mibench generate`")
     return Store.open(run_dir)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_csv(table: pd.DataFrame) -> str:
+    """`table` as CSV with every text cell that a spreadsheet would run as a formula (starting with =, +,
+    -, @, tab or carriage return) prefixed with a quote, so it is shown as text (OWASP CSV injection)."""
+    def safe(value: object) -> object:
+        return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    return table.map(safe).to_csv(index=False)
 
 
 def leaderboard_json(agg: Aggregate, run_dir: Path, reference: dict | None) -> str:

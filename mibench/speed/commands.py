@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from mibench.cli_common import DeviceOpt, JsonOpt, PresetOpt, check_preset, emit
 
-bench_app = typer.Typer(no_args_is_help=True, help="Measure speed and peak memory of a stage.")
+bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Measure speed and peak memory of a stage.")
 
 
 @bench_app.command("generate")
@@ -68,7 +68,7 @@ def _print_bench(result: dict, as_json: bool) -> None:
     if as_json:
         emit(True, result)
         return
-    out = Console()
+    out = Console(soft_wrap=True, highlight=False)
     for key, value in result.items():
         if not isinstance(value, (dict, list)):
             out.print(escape(f"  {key:36s} {value}"))

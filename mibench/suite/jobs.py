@@ -125,14 +125,18 @@ def expand(
 
 
 def select_shard(jobs: list[Job], shard: str | None) -> list[Job]:
-    """Jobs i, i+n, i+2n, ... for shard "i/n" (0-based): n processes or batch-scheduler tasks split a run
-    without overlap and write to one store."""
+    """Jobs i, i+n, i+2n, ... for shard "i/n", i counted from 0 (0/n .. n-1/n, as SLURM's
+    `--array=0-{n-1}` numbers its tasks): n processes or batch-scheduler tasks split a run without overlap
+    and write to one store."""
     if shard is None:
         return jobs
     match = re.fullmatch(r"(\d+)/(\d+)", shard.strip())
-    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
-        raise ConfigError(f"bad shard {shard!r}", "use I/N with 0 <= I < N, e.g. --shard 0/4")
+    if not match or int(match.group(2)) < 1:
+        raise ConfigError(f"bad shard {shard!r}", "use I/N with I from 0 to N-1, e.g. --shard 0/4")
     index, count = int(match.group(1)), int(match.group(2))
+    if index >= count:
+        raise ConfigError(f"shard {shard} is out of range: I counts from 0",
+                          f"the shards of {count} are 0/{count} .. {count - 1}/{count}")
     return jobs[index::count]
 
 

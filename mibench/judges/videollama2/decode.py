@@ -18,6 +18,7 @@ eleven answers; `valid_mass` is their total before renormalising.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,9 @@ class KVSession:
     def __init__(self, model: VideoLLaMA2AV):
         self.model = model
         self.cache = DynamicCache()
+        # transformers 5.x renamed `past_key_values` to `cache` (the old name warns on every call)
+        forward = inspect.signature(type(model.llm).forward).parameters
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
 
     @property
     def length(self) -> int:
@@ -41,7 +45,7 @@ class KVSession:
     @torch.no_grad()
     def feed(self, embeds: torch.Tensor) -> torch.Tensor:
         """Run embeddings [1, n, D] at the next positions; the float32 logits [vocab] of the last one."""
-        out = self.model.llm(inputs_embeds=embeds, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        out = self.model.llm(inputs_embeds=embeds, **{self._cache_arg: self.cache}, use_cache=True, logits_to_keep=1)
         return out.logits[0, -1].float()
 
     def feed_ids(self, ids: list[int]) -> torch.Tensor:
@@ -53,7 +57,7 @@ class KVSession:
         """Run embeddings [1, n, D] at explicit positions [n] under a boolean mask [n, cached + n]
         (True = may attend); the float32 logits [len(keep), vocab] of the fed indices `keep`."""
         out = self.model.llm(inputs_embeds=embeds, attention_mask=mask[None, None], position_ids=positions[None],
-                             past_key_values=self.cache, use_cache=True, logits_to_keep=keep)
+                             **{self._cache_arg: self.cache}, use_cache=True, logits_to_keep=keep)
         return out.logits[0].float()
 
     def crop(self, length: int) -> None:
