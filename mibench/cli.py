@@ -122,8 +122,9 @@ def generate(
                "num_frames": generator.num_frames, "fingerprint": generator.fingerprint, **speed}
     with session(store, "generate", options), progress_bar(err, f"generate {stored_as}", len(jobs)) as bar:
         summary = generate_jobs(folder, store, generator, jobs, advance=bar.advance, log=say)
-    say(f"{stored_as}: {summary.done} generated, {summary.skipped} already done, {len(summary.failed)} failed "
-        f"-> {folder / 'videos' / stored_as}")
+    elsewhere = f", {summary.elsewhere} being made by another process" if summary.elsewhere else ""
+    say(f"{stored_as}: {summary.done} generated, {summary.skipped} already done{elsewhere}, {len(summary.failed)} "
+        f"failed -> {folder / 'videos' / stored_as}")
     videos_done = {v["job_id"]: v for v in store.videos(stored_as, status=None)}
     emit(as_json, {"run_dir": str(folder), "model": stored_as, "generator": model,
                    "fingerprint": generator.fingerprint, **summary.as_dict(),
@@ -206,7 +207,8 @@ def score(
                                advance=bar.advance, log=say)
     missing = sum(r["score"] is None for r in summary.results)
     share = f" ({missing / len(summary.results):.0%})" if summary.results else ""
-    say(f"{judge}: {summary.done} video runs scored, {summary.skipped} already scored, "
+    elsewhere = f", {summary.elsewhere} being scored by another process" if summary.elsewhere else ""
+    say(f"{judge}: {summary.done} video runs scored, {summary.skipped} already scored{elsewhere}, "
         f"{len(summary.failed)} failed; {len(summary.results)} answers, {missing} missing{share}")
     emit(as_json, {"judge": judge, "mode": mode, "evaluation": summary.results[0]["evaluation"] if summary.results
                    else None, **summary.as_dict(), "answers": summary.results,

@@ -14,6 +14,10 @@ Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
                 the answer could not be parsed: missing, never 0), score distribution and options;
 - `metrics`     one row per (job, metric name, fingerprint of the stage options): value (NULL with a
                 note when undefined) and parameters;
+- `claims`      work in progress: a job (or a judge run of it) claimed by a process (host, pid) until a
+                lease expires (`CLAIM_LEASE_S`), so several processes on one run share the work instead
+                of repeating it. A claim of a process that is gone (same host, pid not running) or whose
+                lease has run out is taken over;
 - `sessions`    one row per command that touched the run: stage, options, versions, start and end.
 
 Every write is an upsert inside a transaction, so re-running a stage replaces rows instead of adding
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -38,6 +43,7 @@ from mibench.suite.jobs import Job
 
 SCHEMA_VERSION = 2
 STORE_NAME = "mibench.sqlite"
+CLAIM_LEASE_S = 3600.0  # a claim of a process on another host is trusted this long
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,6 +70,8 @@ CREATE TABLE IF NOT EXISTS answers (
 CREATE TABLE IF NOT EXISTS metrics (
     job_id TEXT NOT NULL REFERENCES jobs(job_id), name TEXT NOT NULL, fingerprint TEXT NOT NULL, value REAL,
     params TEXT NOT NULL DEFAULT '{}', note TEXT, created REAL NOT NULL, PRIMARY KEY (job_id, name, fingerprint));
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, stage TEXT NOT NULL, options TEXT NOT NULL,
     versions TEXT NOT NULL, started REAL NOT NULL, finished REAL);
@@ -201,6 +209,29 @@ class Store:
             row["path"] = self.resolve(row["path"])
         return rows
 
+    def video(self, job_id: str) -> dict | None:
+        """The video row of a job (path absolute), or None."""
+        row = self.db.execute("SELECT * FROM videos WHERE job_id=?", (job_id,)).fetchone()
+        return None if row is None else {**dict(row), "path": self.resolve(row["path"])}
+
+    # -- claims ----------------------------------------------------------------------------------
+    def claim(self, key: str, lease_s: float = CLAIM_LEASE_S) -> bool:
+        """Claim `key` for this process; False while another live process holds it (see `claims`)."""
+        host, pid, now = socket.gethostname(), os.getpid(), time.time()
+        with self.transaction():
+            row = self.db.execute("SELECT * FROM claims WHERE key=?", (key,)).fetchone()
+            if row is not None and (row["host"], row["pid"]) != (host, pid) and row["expires"] > now \
+                    and _alive(row["host"], row["pid"]):
+                return False
+            self.db.execute("INSERT INTO claims VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET host=excluded.host, "
+                            "pid=excluded.pid, expires=excluded.expires", (key, host, pid, now + lease_s))
+        return True
+
+    def release(self, key: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM claims WHERE key=? AND host=? AND pid=?", (key, socket.gethostname(),
+                                                                                    os.getpid()))
+
     # -- judge evaluations and answers -----------------------------------------------------------
     def add_evaluation(self, evaluation: str, judge: str, mode: str, settings: dict) -> None:
         with self.transaction():
@@ -293,3 +324,16 @@ class Store:
             row["options"] = json.loads(row["options"])
             row["versions"] = json.loads(row["versions"])
         return rows
+
+
+def _alive(host: str, pid: int) -> bool:
+    """Whether the process holding a claim still runs (known only on this host; elsewhere the lease rules)."""
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

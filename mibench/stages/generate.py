@@ -6,7 +6,8 @@ name stands for one set of settings (its fingerprint, `mibench.fingerprint`): ge
 the run already holds with other settings stops before any work and names the differences; a variant
 gets its own name (`generate --as NAME`). A job whose video is recorded as done under the same
 fingerprint and still on disk is skipped, so re-running resumes; a failed job is recorded with its
-error and the others go on.
+error and the others go on. Each job is claimed in the store while it is made (`Store.claim`), so two
+processes generating into one run share the jobs instead of both doing every one.
 """
 
 from __future__ import annotations
@@ -86,27 +87,45 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
     for job in jobs:
         if job.job_id not in todo:
             summary.skipped += 1
-            advance()
-            continue
-        out = video_path(run_dir, job)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(out)
-        start = time.perf_counter()
-        try:
-            info = generator.generate(job, out)
-        except MibenchError as exc:
-            store.record_video(job.job_id, None, fingerprint=fingerprint, status="failed", error=exc.line())
-            summary.failed.append((job.job_id, exc.line()))
-            advance()
-            continue
-        seconds = time.perf_counter() - start
-        info = {**info, "generator": generator.card.name, "preset": generator.preset, "settings": generator.settings,
-                "device": generator.device}
-        for warning in info.get("warnings", []):
-            log(f"warning {job.job_id}: {warning}")
-        write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds, "fingerprint": fingerprint,
-                                                 "identity": generator.identity(), **info})
-        store.record_video(job.job_id, out, fingerprint=fingerprint, seconds=seconds, info=info)
-        summary.done += 1
+        elif not store.claim(f"generate:{job.job_id}"):
+            summary.elsewhere += 1
+        else:
+            try:
+                _generate_one(run_dir, store, generator, job, fingerprint, summary, log)
+            finally:
+                store.release(f"generate:{job.job_id}")
         advance()
     return summary
+
+
+def _done(store: Store, job: Job, fingerprint: str) -> bool:
+    video = store.video(job.job_id)
+    return video is not None and video["status"] == "done" and video["fingerprint"] == fingerprint \
+        and Path(video["path"]).is_file()
+
+
+def _generate_one(run_dir: Path, store: Store, generator: Generator, job: Job, fingerprint: str,
+                  summary: StageSummary, log: Callable[[str], None]) -> None:
+    """Generate one claimed job (unless another process finished it meanwhile) and record it."""
+    if _done(store, job, fingerprint):
+        summary.skipped += 1
+        return
+    out = video_path(run_dir, job)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+    start = time.perf_counter()
+    try:
+        info = generator.generate(job, out)
+    except MibenchError as exc:
+        store.record_video(job.job_id, None, fingerprint=fingerprint, status="failed", error=exc.line())
+        summary.failed.append((job.job_id, exc.line()))
+        return
+    seconds = time.perf_counter() - start
+    info = {**info, "generator": generator.card.name, "preset": generator.preset, "settings": generator.settings,
+            "device": generator.device}
+    for warning in info.get("warnings", []):
+        log(f"warning {job.job_id}: {warning}")
+    write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds, "fingerprint": fingerprint,
+                                             "identity": generator.identity(), **info})
+    store.record_video(job.job_id, out, fingerprint=fingerprint, seconds=seconds, info=info)
+    summary.done += 1

@@ -10,7 +10,8 @@ that run reuses the encoding.
 An evaluation is one set of judge settings (`evaluation_settings`: the judge's identity, i.e. card,
 preset, modal, decoding and weights, plus the mode, the seed and the exact text of every question);
 its fingerprint keys the answers. Questions already answered for (job, evaluation, run) are skipped;
-a changed setting starts a new evaluation, and the answers of earlier ones stay beside it.
+a changed setting starts a new evaluation, and the answers of earlier ones stay beside it. Each run of a
+video is claimed in the store while it is scored, so several processes scoring one run share the work.
 """
 
 from __future__ import annotations
@@ -50,28 +51,19 @@ def score_videos(store: Store, judge: Judge, questions: QuestionSet, *, models: 
     for video in videos:
         applicable = questions.for_prompt(video["prompt"])
         for run_index in range(runs):
-            answered = store.answered(video["job_id"], evaluation, run_index)
-            todo = [q for q in applicable if q.id not in answered]
-            if not todo:
+            key = f"score:{evaluation}:{video['job_id']}:{run_index}"
+            if not [q for q in applicable if q.id not in store.answered(video["job_id"], evaluation, run_index)]:
                 summary.skipped += 1
-                continue
-            jitter = None if run_index == 0 else seed + run_index
-            try:
-                encoded = judge.encode(Path(video["path"]), jitter_seed=jitter)
-            except MediaError as exc:
-                summary.failed.append((video["job_id"], exc.line()))
-                break
-            texts = [q.render(video["prompt"]) for q in todo]
-            answers = judge.ask(encoded, texts, mode=mode)
-            store.record_answers(
-                {"job_id": video["job_id"], "evaluation": evaluation, "judge": judge.name,
-                 "question_set": questions.name, "question_id": q.id, "mode": mode, "run_index": run_index,
-                 "question": text, "raw": a.text,
-                 "score": parse_score(a.text) if mode == "greedy" else a.expected_score,
-                 "distribution": a.distribution, "options": {**options, "jitter_seed": jitter}}
-                for q, text, a in zip(todo, texts, answers, strict=True)
-            )
-            summary.done += 1
+            elif not store.claim(key):
+                summary.elsewhere += 1
+            else:
+                try:
+                    error = _score_run(store, judge, video, applicable, evaluation, run_index, mode, seed,
+                                       options, summary)
+                finally:
+                    store.release(key)
+                if error:
+                    break
         advance()
     chosen = {v["job_id"]: v["model"] for v in videos}
     summary.results = [
@@ -81,3 +73,30 @@ def score_videos(store: Store, judge: Judge, questions: QuestionSet, *, models: 
         for a in store.answers(evaluation) if a["job_id"] in chosen
     ]
     return summary
+
+
+def _score_run(store: Store, judge: Judge, video: dict, applicable: list, evaluation: str, run_index: int,
+               mode: str, seed: int, options: dict, summary: StageSummary) -> bool:
+    """Answer a claimed run of one video (the questions still unanswered); True when the video failed."""
+    answered = store.answered(video["job_id"], evaluation, run_index)
+    todo = [q for q in applicable if q.id not in answered]
+    if not todo:  # another process finished it meanwhile
+        summary.skipped += 1
+        return False
+    jitter = None if run_index == 0 else seed + run_index
+    try:
+        encoded = judge.encode(Path(video["path"]), jitter_seed=jitter)
+    except MediaError as exc:
+        summary.failed.append((video["job_id"], exc.line()))
+        return True
+    texts = [q.render(video["prompt"]) for q in todo]
+    answers = judge.ask(encoded, texts, mode=mode)
+    store.record_answers(
+        {"job_id": video["job_id"], "evaluation": evaluation, "judge": judge.name,
+         "question_set": options["question_set"], "question_id": q.id, "mode": mode, "run_index": run_index,
+         "question": text, "raw": a.text, "score": parse_score(a.text) if mode == "greedy" else a.expected_score,
+         "distribution": a.distribution, "options": {**options, "jitter_seed": jitter}}
+        for q, text, a in zip(todo, texts, answers, strict=True)
+    )
+    summary.done += 1
+    return False
