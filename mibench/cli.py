@@ -17,6 +17,7 @@ line: cause and fix).
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -210,6 +211,9 @@ def score(
     elsewhere = f", {summary.elsewhere} being scored by another process" if summary.elsewhere else ""
     say(f"{judge}: {summary.done} video runs scored, {summary.skipped} already scored{elsewhere}, "
         f"{len(summary.failed)} failed; {len(summary.results)} answers, {missing} missing{share}")
+    if summary.results and missing * 2 >= len(summary.results):
+        say(f"warning: {missing} of {len(summary.results)} answers{share} could not be parsed as a score; they "
+            "count as missing, never as 0 (see the raw answers on the report's model pages)")
     emit(as_json, {"judge": judge, "mode": mode, "evaluation": summary.results[0]["evaluation"] if summary.results
                    else None, **summary.as_dict(), "answers": summary.results,
                    "models": _score_summary(summary.results)})
@@ -369,3 +373,11 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted; finished work is kept in the run's store")
         sys.exit(130)
+    except (OSError, MemoryError, RuntimeError, sqlite3.Error) as exc:
+        from mibench.faults import environment_error
+
+        found = environment_error(exc)
+        if found is None:
+            raise
+        err.print(f"[bold red]error:[/bold red] {escape(found.line())}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -25,10 +25,11 @@ def resolve(source: str | Path, files: list[str] | None = None, *, what: str,
     files = files or []
     if _is_local(source):
         path = Path(source).expanduser()
+        if not path.exists():
+            raise WeightsError(f"{what} folder {path} does not exist", "check the path")
         missing = [f for f in files if not (path / f).exists()] if path.is_dir() else []
-        if not path.exists() or missing:
-            names = ", ".join(missing) if missing else str(path)
-            raise WeightsError(f"{what} weights not found: missing {names} under {path}",
+        if missing:
+            raise WeightsError(f"{what} folder {path} lacks {', '.join(missing)} (it holds: {listing(path)})",
                                "point the option at a folder in the official layout")
         return path
     from huggingface_hub import snapshot_download
@@ -52,6 +53,25 @@ def resolve(source: str | Path, files: list[str] | None = None, *, what: str,
             f"cannot download {what} weights {source!r}: {str(exc).splitlines()[0] if str(exc) else exc!r}",
             f"run `huggingface-cli download {source}` where the hub is reachable, or pass a local folder",
         ) from exc
+
+
+def listing(folder: Path, most: int = 6) -> str:
+    """What a folder holds, for error messages: up to `most` names (folders with a slash), or "nothing"."""
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(folder).iterdir())
+    if not names:
+        return "nothing"
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def safetensors_handle(path: Path, what: str):
+    """`safetensors.safe_open` of a file, or a WeightsError naming it when it is truncated or corrupt."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"{what} {path} is not a readable safetensors file ({str(exc).splitlines()[0]})",
+                           "the file is truncated or corrupt: download it again") from exc
 
 
 def found_locally(source: str, files: list[str] | None = None) -> bool:

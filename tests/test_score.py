@@ -25,6 +25,9 @@ def test_score_fills_resumes_and_skips_corrupt_videos(tmp_path, music_dir, capsy
     code, out, err = run_cli(score, capsys, monkeypatch)
     result = json.loads(out)
     assert code == 1 and result["done"] == 2
+    missing = sum(a["score"] is None for a in result["answers"])
+    assert f"22 answers, {missing} missing ({missing / 22:.0%})" in err
+    assert (f"warning: {missing} of 22 answers" in err) == (missing >= 11)
     assert [f["job_id"] for f in result["failed"]] == [broken["job_id"]]
     assert broken["job_id"] in err
     answers = store.answers()

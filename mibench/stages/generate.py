@@ -53,10 +53,15 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return found
 
 
-def claim_model_name(store: Store, model: str, generator: Generator) -> None:
-    """Bind `model` to the generator's settings in this run, or stop when it stands for other settings."""
+def claim_model_name(store: Store, model: str, generator: Generator, *, check_only: bool = False) -> None:
+    """Bind `model` to the generator's settings in this run, or stop when it stands for other settings;
+    `check_only` refuses without binding (before the weights are loaded, so a failed load binds nothing)."""
     identity = json.loads(json.dumps(generator.identity(), default=str))
-    held = store.claim_model(model, generator.card.name, generator.fingerprint, identity)
+    if check_only:
+        held = store.model_settings(model)
+        held = None if held is None or held["fingerprint"] == generator.fingerprint else held
+    else:
+        held = store.claim_model(model, generator.card.name, generator.fingerprint, identity)
     if held is not None:
         changed = differences(held["settings"], identity)
         shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
@@ -77,13 +82,14 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
     if not jobs:
         return summary
     model = jobs[0].model
-    claim_model_name(store, model, generator)
-    store.add_jobs(jobs)
+    claim_model_name(store, model, generator, check_only=True)
     fingerprint = generator.fingerprint
     done = {v["job_id"]: v["path"] for v in store.videos(model) if v["fingerprint"] == fingerprint}
     todo = {job.job_id for job in jobs if not (job.job_id in done and Path(done[job.job_id]).is_file())}
     if todo:
         generator.prepare()
+        claim_model_name(store, model, generator)
+    store.add_jobs(jobs)
     for job in jobs:
         if job.job_id not in todo:
             summary.skipped += 1

@@ -23,6 +23,7 @@ from mibench.generators.base import Generator, job_music
 from mibench.generators.mmdiffusion import MMDiffusionPipeline
 from mibench.media.video import write_mp4
 from mibench.suite.jobs import Job
+from mibench.weights import listing
 
 CHECKPOINTS = {"base": "AIST++", "sr": "AIST++_SR"}
 
@@ -55,11 +56,14 @@ class MMDiffusionGenerator(Generator):
                 raise WeightsError(f"MM-Diffusion checkpoint {path} not found",
                                    f"download it from {self.card.weights[part]['url']} and pass --weights DIR")
             return path
+        if not Path(self.weights).is_dir():
+            raise WeightsError(f"--weights folder {self.weights} does not exist", "check the path")
         for suffix in (".pt", ".safetensors"):
             path = Path(self.weights) / f"{CHECKPOINTS[part]}{suffix}"
             if path.is_file():
                 return path
-        raise WeightsError(f"no {CHECKPOINTS[part]}.pt or .safetensors in {self.weights}",
+        raise WeightsError(f"no {CHECKPOINTS[part]}.pt or .safetensors in {self.weights} (it holds: "
+                           f"{listing(Path(self.weights))})",
                            f"download it from {self.card.weights[part]['url']}")
 
     def generate(self, job: Job, out_path: Path, callback=None) -> dict:

@@ -23,16 +23,17 @@ from pathlib import Path
 
 import torch
 
-from mibench.errors import ConfigError
+from mibench.errors import ConfigError, WeightsError
 from mibench.fingerprint import weights_identity
 from mibench.generators.base import Generator, job_music
 from mibench.generators.musicinfuser import OFFICIAL_AUDIO_LAYERS, DancePipeline
 from mibench.generators.musicinfuser.pipeline import check_size
 from mibench.media.video import write_mp4
 from mibench.suite.jobs import Job
-from mibench.weights import resolve
+from mibench.weights import listing, resolve
 
 ADAPTER_FILE = "musicinfuser.safetensors"
+LAYOUT = (ADAPTER_FILE, "transformer/", "vae/", "text_encoder/", "tokenizer/", "wav2vec2/")
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -62,6 +63,11 @@ class MusicInfuserGenerator(Generator):
     def _sources(self) -> dict:
         """Where each part's weights come from: the --weights folder first, then the card's sources."""
         root = Path(self.weights) if self.weights is not None else None
+        if root is not None and not root.is_dir():
+            raise WeightsError(f"--weights folder {root} does not exist", "check the path")
+        if root is not None and not any((root / part).exists() for part in LAYOUT):
+            raise WeightsError(f"--weights folder {root} holds none of {', '.join(LAYOUT)} (it holds: "
+                               f"{listing(root)})", "point --weights at a folder in the MusicInfuser layout")
         sources = self.card.weights
         found = {"root": root, "base": sources["base"]["source"],
                  "wav2vec": sources.get("wav2vec", {}).get("source", "facebook/wav2vec2-base-960h"), "adapter": None}
@@ -88,7 +94,12 @@ class MusicInfuserGenerator(Generator):
         found = self._sources()
         root, adapter = found["root"], found["adapter"]
         if isinstance(adapter, str):
-            adapter = resolve(adapter, [ADAPTER_FILE], what="MusicInfuser adapter") / ADAPTER_FILE
+            try:
+                adapter = resolve(adapter, [ADAPTER_FILE], what="MusicInfuser adapter") / ADAPTER_FILE
+            except WeightsError as exc:
+                if root is None:
+                    raise
+                raise WeightsError(f"--weights folder {root} has no {ADAPTER_FILE}, and {exc.cause}", exc.fix) from exc
         return DancePipeline.from_weights(root, adapter=adapter, base=found["base"], wav2vec=found["wav2vec"],
                                           audio_layers=self._audio_layers(root), **self._placement())
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from transformers import PreTrainedTokenizerBase, Qwen2Config, Qwen2Tokenizer, SiglipVisionConfig
 
 from mibench import weights
@@ -82,7 +81,7 @@ class TensorFiles:
             files = [folder / f"{stem}.safetensors"]
         if not all(f.is_file() for f in files):
             raise WeightsError(f"no complete {stem}.safetensors in {folder}", "download every shard")
-        self.handles = [safe_open(str(f), framework="pt", device="cpu") for f in files]
+        self.handles = [weights.safetensors_handle(f, "judge weights") for f in files]
         self.where = {key: h for h in self.handles for key in list(h.keys())}
         self.device, self.dtype = device, dtype
 
@@ -190,10 +189,17 @@ def load_weights(model: VideoLLaMA2AV, state: dict, unexpected: list[str], sourc
 def load_judge(checkpoint: str | Path, siglip: str | Path | None, device: str | torch.device,
                dtype: torch.dtype) -> tuple[VideoLLaMA2AV, PreTrainedTokenizerBase, Settings]:
     """The model (eval, no grad) on `device` in `dtype`, its tokenizer and settings."""
-    ckpt_dir = resolve(checkpoint, "checkpoint")
+    ckpt_dir = resolve(checkpoint, "judge checkpoint")
     cfg = read_json(ckpt_dir / "config.json")
+    if "mm_projector_type" not in cfg:
+        raise WeightsError(f"{ckpt_dir / 'config.json'} is not a VideoLLaMA 2 config (no mm_projector_type; the "
+                           f"folder holds: {weights.listing(ckpt_dir)})", "pass the VideoLLaMA2.1-7B-AV checkpoint")
     if siglip is None:
         tower = cfg.get("mm_vision_tower", "google/siglip-so400m-patch14-384")
+        if tower.startswith((".", "/")) and not (ckpt_dir / tower).is_dir():
+            raise WeightsError(f"judge checkpoint {ckpt_dir} names its vision tower {tower!r} (config.json "
+                               f"mm_vision_tower), and {(ckpt_dir / tower).resolve()} does not exist",
+                               "put the SigLIP folder there, as in the official layout")
         siglip = ckpt_dir / tower if (ckpt_dir / tower).is_dir() else tower
     siglip_dir = resolve(siglip, "SigLIP checkpoint")
     with torch.device("meta"):
