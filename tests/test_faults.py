@@ -84,6 +84,12 @@ def tiny_weights(tmp_path_factory) -> Path:
     return write_tiny_weights(tmp_path_factory.mktemp("weights") / "musicinfuser")
 
 
+def _foreign_transformer(folder: Path) -> None:
+    """A transformer of another size than its weights (3 layers in the config, 2 in the file)."""
+    config = folder / "transformer" / "config.json"
+    config.write_text(config.read_text().replace('"num_layers": 2', '"num_layers": 3'))
+
+
 def _variant(tmp_path: Path, source: Path, change) -> Path:
     target = tmp_path / "variant"
     shutil.copytree(source, target)
@@ -105,6 +111,7 @@ def _variant(tmp_path: Path, source: Path, change) -> Path:
         (lambda tmp, w: _variant(tmp, w, lambda d: _truncate(d / "transformer" /
                                                              "diffusion_pytorch_model.safetensors")),
          ("cannot load the Mochi transformer from", "variant/transformer")),
+        (lambda tmp, w: _variant(tmp, w, _foreign_transformer), ("Mochi transformer", "variant/transformer")),
         (lambda tmp, w: _variant(tmp, w, lambda d: (d / "config.json").write_text(
             '{"audio": {"audio_cross_attn_layers": [0]}}')),
          ("has 2 audio cross-attention blocks but 1 audio layers",)),

@@ -60,8 +60,11 @@ def test_fingerprints_cover_settings_and_weights_but_not_memory_placement(tmp_pa
     folder.mkdir()
     (folder / "config.json").write_text('{"audio": {"audio_cross_attn_layers": [0, 1]}}')
     (folder / "big.safetensors").write_bytes(b"\0" * (2 << 20))
+    (folder / "transformer").mkdir()
+    (folder / "transformer" / "config.json").write_text("{}")
     first = weights_identity(folder)
-    assert first["path"] == str(folder.resolve()) and set(first["files"]) == {"config.json", "big.safetensors"}
+    assert first["path"] == str(folder.resolve())
+    assert set(first["files"]) == {"config.json", "big.safetensors", "transformer/config.json"}
     assert first["files"]["big.safetensors"].startswith("bytes=2097152;")
     (folder / "config.json").write_text('{"audio": {"audio_cross_attn_layers": [0]}}')
     assert digest(weights_identity(folder)) != digest(first)
