@@ -244,6 +244,9 @@ def metrics(
                                        "see `mibench doctor`).")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Videos measured at once, in that many processes "
                                          "(the pose path runs at about 1.6x real time per process).")] = 1,
+    recipe: Annotated[list[str] | None, typer.Option("--recipe", help="BAS recipe, repeatable: fact (AI "
+                                                     "Choreographer), bailando (Bailando) or mibench (mibench's "
+                                                     "own); default both published ones.")] = None,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
@@ -252,6 +255,8 @@ def metrics(
 
     Exit codes: 0 all done, 1 some videos could not be measured, 2 user error.
     """
+    from mibench.metrics.bas import PUBLISHED
+    from mibench.metrics.bas import recipe as bas_recipe
     from mibench.progress import progress_bar
     from mibench.provenance import session
     from mibench.stages.measure import compute_run_metrics
@@ -262,9 +267,12 @@ def metrics(
     if unknown:
         raise ConfigError(f"run has no videos of {', '.join(unknown)}", f"models in this run: {store.models()}")
     total = len([v for m in models for v in store.videos(m)][:limit])
-    with session(store, "metrics", {"models": models, "limit": limit, "pose": pose, "workers": workers}), \
-            progress_bar(err, "metrics", total) as bar:
-        summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, workers=workers,
+    recipes = tuple(dict.fromkeys(recipe or PUBLISHED))
+    for name in recipes:
+        bas_recipe(name)  # an unknown name stops here, before any work
+    with session(store, "metrics", {"models": models, "limit": limit, "pose": pose, "workers": workers,
+                                    "recipes": recipes}), progress_bar(err, "metrics", total) as bar:
+        summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, workers=workers, recipes=recipes,
                                       advance=bar.advance, log=say)
     say(f"metrics: {summary.done} videos measured, {summary.skipped} already measured, "
         f"{len(summary.failed)} failed")

@@ -42,3 +42,24 @@ def test_tempo_option_speeds_up_the_music_and_the_dancer_follows(tmp_path, music
     values = {m["name"]: m["value"] for m in store.metrics()}
     assert abs(values["music_bpm"] - job["bpm"] * 1.25) / (job["bpm"] * 1.25) < 0.05  # the music really is faster
     assert abs(values["tempo_ratio"] - 1.0) < 0.05 and values["bas_fact"] > 0.8
+
+
+def test_recipes_are_chosen_on_the_command_line(tmp_path, music_dir, capsys, monkeypatch):
+    run_dir = str(tmp_path / "run")
+    run_cli(["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--suite", "aist", "--music",
+             str(music_dir), "--limit", "1", "--run-dir", run_dir], capsys, monkeypatch)
+    code, out, _ = run_cli(["metrics", "--run-dir", run_dir, "--json"], capsys, monkeypatch)
+    published = json.loads(out)["videos"][0]["metrics"]
+    assert code == 0 and {"bas_fact", "bas_bailando"} <= set(published) and "bas_mibench" not in published
+    assert published["bas_fact"]["params"]["source"].startswith("AI Choreographer")
+    assert published["bas_bailando"]["params"]["music"]["analysis_fps"] == 60
+    assert published["bas_fact"]["params"]["music"]["librosa"]
+    code, out, _ = run_cli(["metrics", "--recipe", "mibench", "--run-dir", run_dir, "--json"], capsys, monkeypatch)
+    own = json.loads(out)["videos"][0]["metrics"]
+    assert code == 0 and set(own) == (set(published) - {"bas_fact", "bas_bailando"}) | {"bas_mibench"}
+    assert own["bas_mibench"]["params"]["music"]["lag_frames"] == 1
+    assert own["motion_bpm"] == published["motion_bpm"]  # the other metrics do not depend on the recipe
+    code, _, err = run_cli(["metrics", "--recipe", "edge", "--run-dir", run_dir], capsys, monkeypatch)
+    assert code == 2 and "unknown BAS recipe 'edge'" in err and len(err.strip().splitlines()) == 1
+    rows = Store.open(run_dir).metrics()
+    assert {r["name"] for r in rows} >= {"bas_fact", "bas_bailando", "bas_mibench"}

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mibench.errors import ConfigError
 from mibench.metrics.kinetics import (
     dist_k,
     fill_gaps,
@@ -103,3 +104,19 @@ def test_dist_k_hand_computed():
     reference = np.array([[0.0], [2.0]])  # mean 1, std 1
     assert dist_k(features, reference=reference) == pytest.approx(2.0)
     assert dist_k(features[:1]) is None
+
+
+def test_kinetic_features_of_3d_joints_take_x_and_z_as_horizontal():
+    """aistplusplus_api's up_vec="y": x and z are horizontal, y vertical (AIST++'s SMPL joints)."""
+    frames, fps, step = 12, 60.0, 0.02
+    track = np.zeros((frames, 2, 3))
+    track[:, 0, 2] = step * np.arange(frames)  # joint 0 walks along z
+    track[:, 1, 1] = step * np.arange(frames)  # joint 1 rises along y
+    features = kinetic_features(track, fps, aist_acceleration=False).reshape(2, 3)
+    speed_sq = (step * fps) ** 2  # a constant velocity: every windowed mean is step * fps
+    np.testing.assert_allclose(features[0], [speed_sq, 0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(features[1], [0.0, speed_sq, 0.0], atol=1e-9)
+    flat = kinetic_features(track[..., [2, 1]], fps, aist_acceleration=False).reshape(2, 3)  # (x=z, y) in 2-D
+    np.testing.assert_allclose(flat, features, atol=1e-9)
+    with pytest.raises(ConfigError, match=r"\(T, J, 2\) or \(T, J, 3\), got \(12, 2, 4\)"):
+        kinetic_features(np.zeros((frames, 2, 4)), fps)

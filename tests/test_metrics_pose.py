@@ -32,7 +32,7 @@ def _clip(folder: Path, name: str, bpm: float, **dancer) -> Path:
 @cache
 def _metrics(folder: Path, bpm: float, mode: str, phase: float = 0.0, seed: int = 0) -> dict:
     clip = _clip(folder, f"{mode}-{bpm}-{phase}-{seed}", bpm, mode=mode, phase_beats=phase, seed=seed)
-    return compute_video_metrics(clip, bpm=bpm, pose=True)
+    return compute_video_metrics(clip, bpm=bpm, pose=True, recipes=("fact", "bailando", "mibench"))
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +46,21 @@ def test_the_estimator_runs_offline_on_numpy_2():
 
 
 @pytest.mark.parametrize(("bpm", "seed"), [(90.0, 0), (128.0, 1)])
-@pytest.mark.parametrize("variant", ["fact", "bailando"])
+@pytest.mark.parametrize("variant", ["fact", "bailando", "mibench"])
 def test_on_beat_person_beats_off_beat_person(clips, bpm, seed, variant):
     on, off = _metrics(clips, bpm, "on_beat"), _metrics(clips, bpm, "off_beat", seed=seed)
     assert on["pose_detected"][0] == 1.0 and off["pose_detected"][0] == 1.0
-    # FACT averages over motion beats: on a 4 s clip the pose extreme at t = 0 has no music beat
-    # before it, so a perfect dancer scores (n - 1) / n there (5/6 at 90 BPM, 7/8 at 128)
-    assert on[f"pose_bas_{variant}"][0] > 0.75
-    assert on[f"pose_bas_{variant}"][0] - off[f"pose_bas_{variant}"][0] > 0.4
+    # mediapipe's keypoints jitter and the published recipes keep librosa's onset lag, so an on-beat person
+    # scores 0.67-0.95 here, an off-beat one 0.02-0.46
+    assert on[f"pose_bas_{variant}"][0] > 0.6
+    assert on[f"pose_bas_{variant}"][0] - off[f"pose_bas_{variant}"][0] > 0.3
     params = on[f"pose_bas_{variant}"][1]
     assert params["motion"]["signal"] == "pose" and params["sigma_s"] == 3 / 60 and params["fps"] == FPS
 
 
-def test_half_beat_shift_scores_low_on_both_variants(clips):
+def test_half_beat_shift_scores_low_on_every_recipe(clips):
     shifted = _metrics(clips, 90.0, "on_beat", phase=0.5)
-    assert shifted["pose_bas_fact"][0] < 0.2 and shifted["pose_bas_bailando"][0] < 0.2
+    assert all(shifted[f"pose_bas_{r}"][0] < 0.2 for r in ("fact", "bailando", "mibench"))
 
 
 def test_still_person_scores_zero_with_a_note(clips):

@@ -13,14 +13,15 @@ from mibench.errors import ConfigError, MediaError
 from mibench.media.audio import write_wav
 from mibench.media.synth import beat_times, dancer_video, drum_track
 from mibench.media.video import write_mp4
-from mibench.metrics.compute import METRICS, compute_video_metrics
-from mibench.metrics.music_beats import ONSET_LAG_FRAMES, RECIPES, music_beats
+from mibench.metrics.compute import compute_video_metrics, metric_names
+from mibench.metrics.music_beats import BAILANDO_MUSIC, FACT_MUSIC, MIBENCH_MUSIC, music_beats
 from mibench.speed.metrics import bench_metrics
 from mibench.stages.measure import compute_run_metrics
 from mibench.store import Store
 from mibench.suite.jobs import Job
 
 FPS, SECONDS, SIZE, SR = 30, 5.0, (72, 72), 16000
+RECIPES = ("fact", "bailando", "mibench")
 
 
 def _video(path, bpm, *, mode="on_beat", phase=0.0, seed=0, music_bpm=None, audio=True):
@@ -29,8 +30,8 @@ def _video(path, bpm, *, mode="on_beat", phase=0.0, seed=0, music_bpm=None, audi
     return write_mp4(path, frames, FPS, audio=wave, audio_sr=SR if audio else None)
 
 
-def _defined(metrics: dict) -> None:
-    assert set(metrics) == set(METRICS)
+def _defined(metrics: dict, recipes=("fact", "bailando")) -> None:
+    assert set(metrics) == set(metric_names(recipes))
     for name, (value, params, note) in metrics.items():
         assert value is None or math.isfinite(value), name
         assert isinstance(params, dict) and (note is None or isinstance(note, str))
@@ -39,38 +40,45 @@ def _defined(metrics: dict) -> None:
 @pytest.mark.parametrize("bpm", [90, 120, 135])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_on_beat_dancer_scores_higher(tmp_path, bpm, seed):
-    on = compute_video_metrics(_video(tmp_path / "on.mp4", bpm, seed=seed), bpm=bpm)
-    off = compute_video_metrics(_video(tmp_path / "off.mp4", bpm, mode="off_beat", seed=seed), bpm=bpm)
-    _defined(on)
-    _defined(off)
-    for name in ("bas_fact", "bas_bailando"):
-        assert on[name][0] >= 0.8, (name, on[name])
-        assert on[name][0] - off[name][0] >= 0.3, (name, on[name][0], off[name][0])
+    """The published recipes keep librosa's onset lag (one 60-fps frame) and label the speed between
+    frames at one of them, which caps an on-beat dancer below 1; mibench's recipe removes both."""
+    on = compute_video_metrics(_video(tmp_path / "on.mp4", bpm, seed=seed), bpm=bpm, recipes=RECIPES)
+    off = compute_video_metrics(_video(tmp_path / "off.mp4", bpm, mode="off_beat", seed=seed), bpm=bpm,
+                                recipes=RECIPES)
+    _defined(on, RECIPES)
+    _defined(off, RECIPES)
+    for name, floor, gap in (("bas_mibench", 0.95, 0.3), ("bas_fact", 0.9, 0.3), ("bas_bailando", 0.6, 0.0)):
+        assert on[name][0] >= floor, (name, on[name])
+        assert on[name][0] - off[name][0] > gap, (name, on[name][0], off[name][0])
         assert on[name][1]["fps"] == FPS and on[name][1]["sigma_s"] == pytest.approx(0.05)
+    assert on["bas_fact"][1]["music"]["analysis_fps"] == on["bas_bailando"][1]["music"]["analysis_fps"] == 60
 
 
 @pytest.mark.parametrize("bpm", [90, 120])
 def test_low_frame_rate(tmp_path, bpm):
-    """MM-Diffusion renders 10 fps: the music is tracked at 30 fps on the same grid."""
+    """MM-Diffusion renders 10 fps: mibench's recipe tracks the music at 30 fps on the same grid."""
     def video(name, mode):
         frames = dancer_video(bpm, SECONDS, fps=10, size=SIZE, mode=mode)
         return write_mp4(tmp_path / name, frames, 10, audio=drum_track(bpm, SECONDS, sr=SR), audio_sr=SR)
 
-    on = compute_video_metrics(video("on.mp4", "on_beat"), bpm=bpm)
-    off = compute_video_metrics(video("off.mp4", "off_beat"), bpm=bpm)
-    for name in ("bas_fact", "bas_bailando"):
-        assert on[name][0] >= 0.75 and on[name][0] - off[name][0] >= 0.3, (name, on[name][0], off[name][0])
-        assert on[name][1]["music"]["analysis_fps"] == 30
+    on = compute_video_metrics(video("on.mp4", "on_beat"), bpm=bpm, recipes=("mibench",))
+    off = compute_video_metrics(video("off.mp4", "off_beat"), bpm=bpm, recipes=("mibench",))
+    assert on["bas_mibench"][0] >= 0.75 and on["bas_mibench"][0] - off["bas_mibench"][0] >= 0.3
+    assert on["bas_mibench"][1]["music"]["analysis_fps"] == 30
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
-def test_music_beats_remove_librosa_lag(recipe):
+@pytest.mark.parametrize("recipe", [FACT_MUSIC, BAILANDO_MUSIC, MIBENCH_MUSIC])
+def test_music_beats_keep_or_remove_librosa_lag(recipe):
+    """The published recipes keep librosa's onset lag (beats one 60-fps frame after the onsets);
+    mibench's removes it on the video's grid."""
     wave, truth = drum_track(120, SECONDS, sr=SR), beat_times(120, SECONDS)
-    for lag, offset in ((ONSET_LAG_FRAMES, 0.0), (0, 1 / FPS)):
-        found = music_beats(wave, SR, FPS, recipe=recipe, start_bpm=120, lag_frames=lag)
-        nearest = truth[np.abs(truth[None, :] - found.times[:, None]).argmin(axis=1)]
-        assert len(found.times) >= len(truth) - 1
-        assert np.abs(found.times - nearest - offset).max() < 0.5 / FPS
+    found = music_beats(wave, SR, FPS, recipe, start_bpm=120)
+    frame = 1 / (recipe.analysis_fps or FPS)
+    offset = frame * (1 - recipe.lag_frames)
+    nearest = truth[np.abs(truth[None, :] - found.times[:, None]).argmin(axis=1)]
+    assert len(found.times) >= len(truth) - 1
+    assert np.abs(found.times - nearest - offset).max() < 0.5 * frame
+    assert found.params["librosa"] and found.params["analysis_fps"] == (recipe.analysis_fps or FPS)
 
 
 def test_half_beat_shift_scores_low(tmp_path):
@@ -80,7 +88,7 @@ def test_half_beat_shift_scores_low(tmp_path):
 
 def test_flow_signal_agrees(tmp_path):
     path = _video(tmp_path / "on.mp4", 120)
-    metrics = compute_video_metrics(path, bpm=120, method="flow", variants=("fact",))
+    metrics = compute_video_metrics(path, bpm=120, method="flow", recipes=("fact",))
     assert metrics["bas_fact"][0] >= 0.8
     assert metrics["motion_speed"][1]["unit"] == "frame heights / s"
 
@@ -88,7 +96,7 @@ def test_flow_signal_agrees(tmp_path):
 def test_tempo_ratio_follows_a_faster_dancer(tmp_path):
     path = _video(tmp_path / "fast.mp4", 120 * 1.25, music_bpm=120)
     for bpm in (120, None):
-        metrics = compute_video_metrics(path, bpm=bpm, variants=())
+        metrics = compute_video_metrics(path, bpm=bpm, recipes=())
         assert metrics["tempo_ratio"][0] == pytest.approx(1.25, rel=0.03)
         assert metrics["motion_bpm"][0] == pytest.approx(150.0, rel=0.03)
     assert metrics["music_bpm"][0] == pytest.approx(120.0, rel=0.02)
@@ -142,8 +150,8 @@ def test_run_stage_records_and_resumes(tmp_path):
     summary = compute_run_metrics(store, advance=lambda: calls.append(1))
     assert (summary.done, summary.skipped, summary.failed, len(calls)) == (2, 0, [], 2)
     rows = store.metrics()
-    assert {r["name"] for r in rows} == set(METRICS) and len(rows) == 2 * len(METRICS)
-    assert all(r["value"] >= 0.8 for r in rows if r["name"].startswith("bas_"))
+    assert {r["name"] for r in rows} == set(metric_names()) and len(rows) == 2 * len(metric_names())
+    assert all(r["value"] >= 0.8 for r in rows if r["name"] == "bas_fact")
     assert compute_run_metrics(store).skipped == 2
     (tmp_path / f"{jobs[0].job_id}.mp4").unlink()
     store.db.execute("DELETE FROM metrics WHERE job_id = ?", (jobs[0].job_id,))
@@ -152,7 +160,7 @@ def test_run_stage_records_and_resumes(tmp_path):
 
 
 def test_bench_reports_throughput():
-    result = bench_metrics(seconds=1.0, size=(48, 64), variants=("fact",), workers=2)
+    result = bench_metrics(seconds=1.0, size=(48, 64), recipes=("fact",), workers=2)
     assert result["video_s"] == pytest.approx(1.0) and result["x_realtime"] > 0
     assert result["seconds_per_minute"] == pytest.approx(60.0 / result["x_realtime"])
     assert result["workers"] == 2 and result["x_realtime_workers"] == pytest.approx(

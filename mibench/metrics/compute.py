@@ -1,14 +1,16 @@
 """The metrics of one video (`compute_video_metrics`).
 
-Metric names (`METRICS`), each stored as (value or None when undefined, parameters, note or None):
+Metric names (`registry.METRICS`, `registry.names`), each stored as (value or None when undefined,
+parameters, note or None):
 
-- `bas_fact`, `bas_bailando`: Beat Alignment Score, variants (A) and (B) of `bas.py`;
+- `bas_<recipe>`: Beat Alignment Score by each chosen recipe of `bas.py` (default the published
+  `bas_fact` and `bas_bailando`; `bas_mibench` on request);
 - `motion_bpm`, `music_bpm`, `tempo_ratio`: motion tempo, music tempo and their ratio (`tempo.py`);
   the ratio divides by the given BPM when there is one, else by the music's measured tempo;
 - `motion_speed`: mean of the motion-speed envelope (`motion.py`; unit in its parameters);
 - `frame_consistency`: mean correlation of consecutive frames (`motion.py`);
-- with `pose=True`, the 2-D pose path (`pose.py`, `kinetics.py`): `pose_bas_fact`, `pose_bas_bailando`
-  (the same BAS on the pose motion-speed envelope), `pose_kinetic_energy` (mean over joints of the
+- with `pose=True`, the 2-D pose path (`pose.py`, `kinetics.py`): `pose_bas_<recipe>` (the same BAS
+  recipes on the pose motion signal), `pose_kinetic_energy` (mean over joints of the
   horizontal + vertical kinetic features; its parameters carry the whole kinetic feature vector, from
   which the report computes each model's Dist_k) and `pose_detected` (fraction of frames with a person).
   A video in which no person is found leaves them undefined with a note.
@@ -35,32 +37,27 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mibench.errors import ConfigError, MediaError
+from mibench.errors import MediaError
 from mibench.media.audio import existing_file, is_silent, load_audio
 from mibench.media.video import probe
-from mibench.metrics.bas import VARIANTS, beat_alignment
+from mibench.metrics.bas import PUBLISHED, Recipe, beat_alignment, recipe
 from mibench.metrics.kinetics import kinetic_features, kinetic_params, normalised, pose_motion
 from mibench.metrics.motion import WORK_HEIGHT, MotionSignal, motion_signal
-from mibench.metrics.music_beats import ONSET_LAG_FRAMES, MusicBeats, music_beats
+from mibench.metrics.music_beats import MIBENCH_MUSIC, MusicBeats, MusicRecipe, music_beats
 from mibench.metrics.pose import pose_track
+from mibench.metrics.registry import METRICS, names
 from mibench.metrics.tempo import MAX_BPM, MIN_BPM, beats_bpm, periodicity_bpm, tempo_ratio
 
 MetricValue = tuple[float | None, dict, str | None]
-DEFAULT_VARIANTS = ("fact", "bailando")
-TEMPO_METRICS = ("motion_bpm", "music_bpm", "tempo_ratio", "motion_speed", "frame_consistency")
 
 
-def pose_metric_names(variants: Sequence[str] = DEFAULT_VARIANTS) -> tuple[str, ...]:
-    """The names of the pose path's metrics for these BAS variants."""
-    return tuple(f"pose_bas_{v}" for v in variants) + ("pose_kinetic_energy", "pose_detected")
+def metric_names(recipes: Sequence[str] = PUBLISHED, *, pose: bool = False) -> tuple[str, ...]:
+    """The metrics `compute_video_metrics` returns (`registry.names`)."""
+    return names(recipes, pose=pose)
 
 
-def metric_names(variants: Sequence[str] = DEFAULT_VARIANTS, *, pose: bool = False) -> tuple[str, ...]:
-    """The names `compute_video_metrics` returns for these BAS variants (and the pose path)."""
-    return tuple(f"bas_{v}" for v in variants) + TEMPO_METRICS + (pose_metric_names(variants) if pose else ())
-
-
-METRICS = metric_names()
+def pose_metric_names(recipes: Sequence[str] = PUBLISHED) -> tuple[str, ...]:
+    return tuple(n for n in names(recipes, pose=True) if METRICS[n].family == "pose")
 
 
 def _music(video: Path, music: Path | None) -> tuple[np.ndarray | None, int, str | None]:
@@ -76,30 +73,29 @@ def _music(video: Path, music: Path | None) -> tuple[np.ndarray | None, int, str
 
 
 class _Beats:
-    """The beats of one music wave per recipe (the wave itself is not kept)."""
+    """The beats of one music wave per music recipe (the wave itself is not kept)."""
 
     def __init__(self) -> None:
-        self.found: dict[str, MusicBeats] = {}
+        self.found: dict[MusicRecipe, MusicBeats] = {}
 
-    def track(self, wave: np.ndarray, sr: int, fps: float, bpm: float | None, lag_frames: int,
-              recipes: set[str]) -> None:
-        for recipe in sorted(recipes - set(self.found)):
-            self.found[recipe] = music_beats(wave, sr, fps, recipe=recipe, start_bpm=bpm, lag_frames=lag_frames)
+    def track(self, wave: np.ndarray, sr: int, fps: float, bpm: float | None, recipes: set[MusicRecipe]) -> None:
+        for chosen in sorted(recipes - set(self.found), key=lambda r: r.name):
+            self.found[chosen] = music_beats(wave, sr, fps, chosen, start_bpm=bpm)
 
-    def __call__(self, recipe: str) -> MusicBeats:
-        return self.found[recipe]
+    def __call__(self, chosen: MusicRecipe) -> MusicBeats:
+        return self.found[chosen]
 
 
-def _load_beats(video: Path, music: Path | None, fps: float, bpm: float | None, lag_frames: int,
-                recipes: set[str], cache: dict | None) -> tuple[_Beats | None, str | None]:
+def _load_beats(video: Path, music: Path | None, fps: float, bpm: float | None, recipes: set[MusicRecipe],
+                cache: dict | None) -> tuple[_Beats | None, str | None]:
     """The music's beats for every recipe needed, or (None, why there are none). With a `cache`, music
-    already tracked (the same samples, rate, tempo prior and lag) is not tracked again."""
+    already tracked (the same samples, rate and tempo prior) is not tracked again."""
     wave, sr, note = _music(video, music)
     if wave is None:
         return None, note
-    key = (hashlib.sha1(wave.tobytes()).hexdigest(), sr, fps, bpm, lag_frames)
+    key = (hashlib.sha1(wave.tobytes()).hexdigest(), sr, fps, bpm)
     beats = cache.setdefault(key, _Beats()) if cache is not None else _Beats()
-    beats.track(wave, sr, fps, bpm, lag_frames, recipes)
+    beats.track(wave, sr, fps, bpm, recipes)
     return beats, None
 
 
@@ -110,16 +106,16 @@ def _noted(metric: MetricValue, warning: str | None) -> MetricValue:
 
 
 def _bas(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
-         variants: Sequence[str]) -> dict[str, MetricValue]:
-    speed = np.zeros_like(motion.speed) if motion.still else motion.speed
+         recipes: Sequence[Recipe], prefix: str = "") -> dict[str, MetricValue]:
+    steps = np.zeros_like(motion.steps) if motion.still else motion.steps
     out = {}
-    for name in variants:
-        variant = VARIANTS[name]
+    for chosen in recipes:
+        name = f"{prefix}bas_{chosen.name}"
         if beats is None:
-            out[f"bas_{name}"] = (None, variant.params(motion.fps) | {"motion": motion.params}, music_note)
+            out[name] = (None, chosen.params(motion.fps) | {"motion": motion.params}, music_note)
             continue
-        found = beats(variant.music_recipe)
-        score, params = beat_alignment(speed, motion.fps, found.times, variant)
+        found = beats(chosen.music)
+        score, params = beat_alignment(steps, motion.fps, found.times, chosen)
         params |= {"music": found.params, "motion": motion.params}
         note = None
         if score is None:
@@ -128,7 +124,7 @@ def _bas(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
             note = "still video: no motion beats, scored 0"
         elif params["motion_beats"] == 0:
             note = "no motion beats (the motion speed has no local minimum), scored 0"
-        out[f"bas_{name}"] = (score, params, note)
+        out[name] = (score, params, note)
     return out
 
 
@@ -142,7 +138,7 @@ def _tempo(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
         motion_note = None if motion_bpm else f"no periodic motion between {MIN_BPM:g} and {MAX_BPM:g} BPM"
     music_bpm, music_params, music_bpm_note = None, {}, music_note
     if beats is not None:
-        found = beats("onset")
+        found = beats(MIBENCH_MUSIC)
         music_bpm = beats_bpm(found.times[found.times < duration])
         music_params = found.params
         music_bpm_note = None if music_bpm else "fewer than 2 music beats within the video"
@@ -162,19 +158,20 @@ def _tempo(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
 
 
 def _pose(video: Path, fps: float, timestamps: bool, beats: _Beats | None, music_note: str | None,
-          variants: Sequence[str]) -> dict[str, MetricValue]:
+          recipes: Sequence[Recipe]) -> dict[str, MetricValue]:
     track = pose_track(video, fps, timestamps=timestamps)
     params = track.params | {"detected": track.detected}
     found = normalised(track.gridded)
     warning = track.timing.warning()
     if found is None:
         note = "no person found by the pose estimator"
-        return {name: _noted((None, params, note), warning) for name in pose_metric_names(variants)[:-1]} | {
+        undefined = [n for n in pose_metric_names([r.name for r in recipes]) if n != "pose_detected"]
+        return {name: _noted((None, params, note), warning) for name in undefined} | {
             "pose_detected": (track.detected, params, note)}
     positions, torso = found
     params |= {"torso_px": torso}
     motion = pose_motion(positions, fps, params)
-    out = {f"pose_{name}": value for name, value in _bas(motion, beats, music_note, variants).items()}
+    out = _bas(motion, beats, music_note, recipes, prefix="pose_")
     features = kinetic_features(positions, fps)
     kinetic = kinetic_params(fps) | {"pose": params}
     if features is None:
@@ -190,34 +187,32 @@ def _pose(video: Path, fps: float, timestamps: bool, beats: _Beats | None, music
 
 def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float | None = None,
                           fps: float | None = None, method: str = "diff", height: int = WORK_HEIGHT,
-                          variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
-                          music_cache: dict | None = None, pose: bool = False) -> dict[str, MetricValue]:
-    """Every metric of one video (see the module docstring): name -> (value or None, params, note).
+                          recipes: Sequence[str] = PUBLISHED, music_cache: dict | None = None,
+                          pose: bool = False) -> dict[str, MetricValue]:
+    """Every metric of one video (see the module docstring): name -> (value or None, params, note), the
+    names of `registry.names(recipes, pose=pose)`.
 
     `music`: the music file (default: the video's own audio track); `bpm`: the music's known tempo (the
     FACT recipe's tracking prior and the ratio's reference); `fps`: overrides the header's frame rate and
     the container's timestamps (frame i at i / fps); `method` and `height`: the motion signal (`motion.py`);
-    `variants`: BAS variants (`bas.VARIANTS`); `onset_lag_frames`: librosa's onset lag removed from the
-    music beats (`music_beats.py`; 0 = as published); `music_cache`: a dict shared across calls, so videos
-    carrying the same music (every model's video of an item, every prompt of a music window) track its
-    beats once; `pose`: also the 2-D pose path.
+    `recipes`: BAS recipes (`bas.RECIPES`; default the two published ones); `music_cache`: a dict shared
+    across calls, so videos carrying the same music (every model's video of an item, every prompt of a
+    music window) track its beats once; `pose`: also the 2-D pose path.
     """
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ConfigError(f"unknown BAS variant {unknown[0]!r}", f"use {', '.join(VARIANTS)}")
+    chosen = [recipe(name) for name in recipes]
     video = existing_file(video)
     timestamps = not fps
     rate = float(fps or probe(video).fps)
-    recipes = {VARIANTS[v].music_recipe for v in variants} | {"onset"}
+    music_recipes = {r.music for r in chosen} | {MIBENCH_MUSIC}
     # Music beats (librosa; scipy's median filters release the GIL) are tracked in a second thread
     # while this one decodes the video: the two halves take similar time.
     # BLAS (librosa's mel filterbank products) runs single-threaded: its idle threads spin on the two cores
     # that the decoder and the music thread need.
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=1) as pool:
         music_job = pool.submit(_load_beats, video, Path(music) if music is not None else None, rate, bpm,
-                                onset_lag_frames, recipes, music_cache)
+                                music_recipes, music_cache)
         motion = motion_signal(video, rate, method=method, height=height, timestamps=timestamps)
         beats, music_note = music_job.result()
-    values = _bas(motion, beats, music_note, variants) | _tempo(motion, beats, music_note, bpm)
+    values = _bas(motion, beats, music_note, chosen) | _tempo(motion, beats, music_note, bpm)
     values = {name: value if name == "music_bpm" else _noted(value, motion.note) for name, value in values.items()}
-    return values | (_pose(video, rate, timestamps, beats, music_note, variants) if pose else {})
+    return values | (_pose(video, rate, timestamps, beats, music_note, chosen) if pose else {})

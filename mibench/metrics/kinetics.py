@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mibench.errors import ConfigError
 from mibench.metrics.motion import MotionSignal, frame_speeds
 
 SLIDING_WINDOW = 2
@@ -79,10 +80,10 @@ def joint_speed(positions: np.ndarray, fps: float) -> np.ndarray:
 
 def pose_motion(positions: np.ndarray, fps: float, params: dict) -> MotionSignal:
     """The pose motion-speed envelope of normalised positions (T, J, 2) as a `MotionSignal`."""
-    speed = frame_speeds(joint_speed(positions, fps), len(positions))
+    steps = joint_speed(positions, fps)
     params = params | {"signal": "pose", "unit": "torso lengths / s", "fps": fps, "num_frames": len(positions)}
-    return MotionSignal(speed, fps, None, params, still_threshold=POSE_STILL_THRESHOLD,
-                        still_quantile=POSE_STILL_QUANTILE)
+    return MotionSignal(frame_speeds(steps, len(positions)), fps, None, params, still_threshold=POSE_STILL_THRESHOLD,
+                        still_quantile=POSE_STILL_QUANTILE, steps=steps)
 
 
 def _windowed_mean(values: np.ndarray, first: int, last: int) -> np.ndarray:
@@ -96,9 +97,14 @@ def _windowed_mean(values: np.ndarray, first: int, last: int) -> np.ndarray:
 
 
 def kinetic_features(positions: np.ndarray, fps: float, *, aist_acceleration: bool = True) -> np.ndarray | None:
-    """The (3 J,) kinetic feature vector of positions (T, J, 2) at `fps` (module docstring); None for
-    fewer than 3 frames (no acceleration is defined)."""
+    """The (3 J,) kinetic feature vector of positions at `fps` (module docstring): (T, J, 2) image
+    keypoints (x horizontal, y vertical) or (T, J, 3) joints with y up, as aistplusplus_api's
+    `up_vec="y"` (x and z horizontal, e.g. AIST++'s SMPL joints); None for fewer than 3 frames (no
+    acceleration is defined). Other shapes are refused."""
     points = np.asarray(positions, dtype=np.float64)
+    if points.ndim != 3 or points.shape[2] not in (2, 3):
+        raise ConfigError(f"kinetic features take positions (T, J, 2) or (T, J, 3), got {points.shape}",
+                          "pass image keypoints (x, y) or 3-D joints with y up")
     frames = len(points)
     if frames < 3:
         return None
@@ -106,7 +112,7 @@ def kinetic_features(positions: np.ndarray, fps: float, *, aist_acceleration: bo
     zero = np.zeros_like(points[:1])
     displacement = np.concatenate([zero, np.diff(points, axis=0)])  # [m] = p[m] - p[m-1], m = 1..T-1
     velocity = _windowed_mean(displacement, 1, frames - 1) / frame_time
-    horizontal = (velocity[..., 0] ** 2).mean(axis=0)
+    horizontal = (velocity[..., [0, 2] if points.shape[2] == 3 else [0]] ** 2).sum(axis=-1).mean(axis=0)
     vertical = (velocity[..., 1] ** 2).mean(axis=0)
     after = (points[2:] - points[1:-1]) / frame_time
     before = points[1:-1] - points[:-2] / frame_time if aist_acceleration else (points[1:-1] - points[:-2]) / frame_time
@@ -117,7 +123,7 @@ def kinetic_features(positions: np.ndarray, fps: float, *, aist_acceleration: bo
 
 def kinetic_params(fps: float, aist_acceleration: bool = True) -> dict:
     return {"sliding_window": SLIDING_WINDOW, "frame_time": 1.0 / fps, "aist_acceleration": aist_acceleration,
-            "axes": "x horizontal, y vertical (image)", "units": "torso lengths"}
+            "axes": "x horizontal, y vertical (image)", "units": "torso lengths", "up": "y"}
 
 
 def dist_k(features: np.ndarray, reference: np.ndarray | None = None) -> float | None:

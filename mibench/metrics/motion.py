@@ -12,8 +12,10 @@ luma plane and working at 1/4 scale is what keeps the metrics well above real ti
 - "flow": mean magnitude of OpenCV Farnebäck dense optical flow (pyramid 0.5 x 3 levels, window 15,
   3 iterations, poly 5 / 1.2), in frame heights per second; about 10x slower than "diff".
 
-Frame t's speed is the mean of the changes to its two neighbours (one neighbour at the ends), so a pose
-extreme that falls on frame t is a minimum at t rather than a tie between two frame pairs.
+`steps` holds the speed between consecutive frames (T - 1 values), which each BAS recipe places in time
+as its paper does (`bas.py`); `speed`, for tempo, stillness and mean speed, gives frame t the mean of the
+changes to its two neighbours (one neighbour at the ends), so a pose extreme that falls on frame t is a
+minimum at t rather than a tie between two frame pairs.
 A video counts as still when no frame changes by more than `STILL_THRESHOLD` per frame: H.264's
 quality ramp over the first frames of a still scene measures up to about 4e-4 (72x72) and a dancer's
 peak 1e-2 or more. `consistency` is the mean Pearson correlation of consecutive downscaled luma frames (1 = unchanged up
@@ -65,6 +67,7 @@ class MotionSignal:
     still_threshold: float = STILL_THRESHOLD  # change per frame, in the signal's unit, of a still video
     still_quantile: float = 1.0  # which quantile of the per-frame changes is compared (1 = the largest)
     note: str | None = None
+    steps: np.ndarray | None = None  # the speed between frames k and k + 1 (T - 1 values), for BAS recipes
 
     @property
     def still(self) -> bool:
@@ -187,10 +190,16 @@ def motion_signal(path: str | Path, fps: float, *, method: str = "diff", height:
         raise MediaError(f"{path} has no decodable frames", "re-encode or replace the file")
     timing = frame_timing(fps, times if timestamps else None)
     if timing.on_grid:
-        speed = frame_speeds(np.asarray(changes), count) * fps
-    else:  # each change over its own interval, then onto the grid
-        speed = timing.resample(frame_speeds(np.asarray(changes) / np.diff(timing.times), count))
+        steps = np.asarray(changes, dtype=np.float64) * fps
+        speed = frame_speeds(steps, count)
+    else:  # each change over its own interval, then onto the grid (steps at the grid's half frames)
+        rates = np.asarray(changes, dtype=np.float64) / np.diff(timing.times)
+        speed = timing.resample(frame_speeds(rates, count))
+        # the steps: the cumulative change, linear between frames (constant speed within each interval),
+        # read at the grid's frames
+        cumulative = np.concatenate([[0.0], np.cumsum(np.asarray(changes, dtype=np.float64))])
+        steps = np.diff(np.interp(np.arange(len(speed)) / fps, timing.times, cumulative)) * fps
     unit = "luma full scale / s" if method == "diff" else "frame heights / s"
     params = {"signal": method, "work_size": list(shape), "unit": unit, "fps": fps, "num_frames": count,
               "frame_times": timing.describe()}
-    return MotionSignal(speed, fps, consistency.mean(), params, note=timing.warning())
+    return MotionSignal(speed, fps, consistency.mean(), params, note=timing.warning(), steps=steps)

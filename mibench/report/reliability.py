@@ -15,11 +15,12 @@ import math
 
 import pandas as pd
 
+from mibench.metrics.registry import METRICS
 from mibench.metrics.reliability import metric_correlation, mode_agreement, run_agreement
 from mibench.report.aggregate import labelled_answers
 from mibench.store import Store
 
-BAS_METRICS = ("bas_bailando", "bas_fact", "pose_bas_bailando", "pose_bas_fact")  # pixel, then pose path
+BAS_METRICS = tuple(m.name for m in METRICS.values() if m.recipe)  # every recipe: pixel, then pose path
 
 
 def _num(value: float, digits: int = 2) -> str:

@@ -45,7 +45,9 @@ from mibench.report.views import (
     Cell,
     evaluation_settings_by_label,
     fmt,
+    librosa_versions,
     model_page,
+    objective_definitions,
     objective_table,
     sections,
     settings_text,
@@ -215,7 +217,9 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_
         index = env.get_template("index.html").render(
             **common, empty=agg.empty, summary=_summary(store, agg),
             sections=sections(agg, ref, evaluation_settings_by_label(labelled_answers(store), store.evaluations())),
-            objective=objective_table(agg), dist_reference=agg.dist_reference, reliability=reliability_tables(store),
+            objective=objective_table(agg), objective_definitions=objective_definitions(agg),
+            librosa=librosa_versions(store.metrics()), dist_reference=agg.dist_reference,
+            reliability=reliability_tables(store),
             reference=ref)
     finally:
         store.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
+from mibench.metrics.registry import METRICS, better
 from mibench.report.aggregate import CATEGORY_KEYS, OVERALL, Aggregate, Column
 from mibench.report.charts import Bar, category_chart, metric_chart
 from mibench.suite.jobs import slug
@@ -182,9 +183,12 @@ def sections(agg: Aggregate, reference: dict | None, settings: dict[tuple[str, s
 
 
 def objective_table(agg: Aggregate) -> Table | None:
+    """The objective metrics per model, in the registry's order, the best value of each metric whose
+    direction is known marked, and the direction shown in the header (higher is better: ↑)."""
     if agg.objective.empty:
         return None
-    keys = list(dict.fromkeys(agg.objective["key"]))
+    found = set(agg.objective["key"])
+    keys = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
     indexed = agg.objective.set_index(["model", "key"])
     rows = []
     for model in sorted(set(agg.objective["model"])):
@@ -192,7 +196,32 @@ def objective_table(agg: Aggregate) -> Table | None:
                       int(indexed.at[(model, k), "n_missing"])) if (model, k) in indexed.index else Cell(math.nan)
                  for k in keys]
         rows.append(Row(model, cells, href=model_page(model), missing=sum(c.n_missing for c in cells)))
-    return Table(id="objective-table", title="Objective metrics", headers=keys, rows=rows)
+    for i, key in enumerate(keys):
+        direction = better(key)
+        values = [r.cells[i].value for r in rows if not math.isnan(r.cells[i].value)]
+        if direction and len(rows) > 1 and values:
+            best = max(values) if direction == "higher" else min(values)
+            for row in rows:
+                row.cells[i].best = row.cells[i].value == best
+    headers = [f"{k} {'↑' if better(k) == 'higher' else '↓' if better(k) == 'lower' else ''}".strip() for k in keys]
+    return Table(id="objective-table", title="Objective metrics", headers=headers, rows=rows)
+
+
+def objective_definitions(agg: Aggregate) -> list[tuple[str, str]]:
+    """(name, description) of every objective metric shown (from the registry)."""
+    found = set(agg.objective["key"]) if not agg.objective.empty else set()
+    return [(name, m.description) for name, m in METRICS.items() if name in found]
+
+
+def librosa_versions(metric_rows: list[dict]) -> list[str]:
+    """The librosa versions that tracked the music beats behind the stored BAS values."""
+    versions = set()
+    for row in metric_rows:
+        if "bas_" in row["name"]:
+            version = (json.loads(row["params"] or "{}").get("music") or {}).get("librosa")
+            if version:
+                versions.add(version)
+    return sorted(versions)
 
 
 def settings_text(settings: dict) -> str:

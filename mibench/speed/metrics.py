@@ -15,7 +15,8 @@ from pathlib import Path
 from mibench.errors import MediaError
 from mibench.media.synth import dancer_video, drum_track
 from mibench.media.video import probe, write_mp4
-from mibench.metrics.compute import DEFAULT_VARIANTS, compute_video_metrics
+from mibench.metrics.bas import PUBLISHED
+from mibench.metrics.compute import compute_video_metrics
 from mibench.speed.memory import peak_memory_kind, peak_memory_mib
 from mibench.stages.measure import measure_afresh
 
@@ -43,7 +44,7 @@ def _write_dancer(path: Path, bpm: float, seconds: float, fps: float, size: tupl
 
 def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tuple[int, int] = (480, 848),
                   fps: float = 30.0, bpm: float = 120.0, method: str = "diff",
-                  variants: Sequence[str] = DEFAULT_VARIANTS, repeats: int = 1, pose: bool = False,
+                  recipes: Sequence[str] = PUBLISHED, repeats: int = 1, pose: bool = False,
                   workers: int = 1) -> dict:
     """Time `compute_video_metrics` on `video`, or on a synthetic on-beat dancer with a drum track
     (`seconds` long, `size` = (H, W), `fps`; the "person" figure with `pose`) written to a temp folder
@@ -55,7 +56,7 @@ def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tup
     (`worker_throughput`, 2 x workers x repeats copies)."""
     with tempfile.TemporaryDirectory(prefix="mibench-bench-") as tmp:
         warm = Path(tmp) / "warm.mp4"
-        options = {"bpm": bpm, "method": method, "variants": tuple(variants), "pose": pose}
+        options = {"bpm": bpm, "method": method, "recipes": tuple(recipes), "pose": pose}
         _write_dancer(warm, bpm, 1.0, fps, (64, 64), "stick")
         compute_video_metrics(warm, **options)
         if video is None:
@@ -81,7 +82,7 @@ def bench_metrics(video: Path | None = None, *, seconds: float = 20.0, size: tup
     elapsed, cpu, again = statistics.median(walls), statistics.median(cpus), statistics.median(shared)
     return {"peak_memory_mib": round(peak_memory_mib(), 1), "peak_memory_kind": peak_memory_kind(),
             "video_s": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
-            "method": method, "pose": pose, "variants": list(variants), "repeats": repeats, "seconds": elapsed,
+            "method": method, "pose": pose, "recipes": list(recipes), "repeats": repeats, "seconds": elapsed,
             "cpu_seconds": cpu, "seconds_runs": walls, "seconds_per_minute": elapsed * 60.0 / info.duration,
             "x_realtime": info.duration / elapsed,
             "seconds_per_minute_shared_music": again * 60.0 / info.duration,

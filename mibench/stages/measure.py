@@ -23,9 +23,9 @@ from pathlib import Path
 
 from mibench.errors import ConfigError, MediaError
 from mibench.fingerprint import digest
-from mibench.metrics.compute import DEFAULT_VARIANTS, MetricValue, compute_video_metrics, metric_names
+from mibench.metrics.bas import PUBLISHED
+from mibench.metrics.compute import MetricValue, compute_video_metrics, metric_names
 from mibench.metrics.motion import WORK_HEIGHT
-from mibench.metrics.music_beats import ONSET_LAG_FRAMES
 from mibench.metrics.pose import require_estimator
 from mibench.stages.summary import StageSummary
 from mibench.store import Store
@@ -63,14 +63,14 @@ def _results(tasks: list[tuple[str, dict]], workers: int, chunk: int) -> Iterato
 
 
 def metrics_fingerprint(options: dict) -> str:
-    """The fingerprint of the stage options that shape the pixel and pose metrics (`pose` only adds
-    metrics, so it is not part of it)."""
-    return digest({"stage": "metrics", **{k: v for k, v in options.items() if k != "pose"}})
+    """The fingerprint of the stage options that shape the pixel and pose metrics (`pose` and `recipes`
+    only add metrics, each named after its recipe, so they are not part of it)."""
+    return digest({"stage": "metrics", **{k: v for k, v in options.items() if k not in ("pose", "recipes")}})
 
 
 def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit: int | None = None,
                         method: str = "diff", height: int = WORK_HEIGHT,
-                        variants: Sequence[str] = DEFAULT_VARIANTS, onset_lag_frames: int = ONSET_LAG_FRAMES,
+                        recipes: Sequence[str] = PUBLISHED,
                         pose: bool = False, workers: int = 1, advance: Callable[[], None] = lambda: None,
                         log: Callable[[str], None] = lambda _: None) -> StageSummary:
     """Metrics of every finished video of the run (optionally of some models, the first `limit`) that
@@ -80,11 +80,10 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
         raise ConfigError(f"--workers must be at least 1, got {workers}", "pass --workers 1 or more")
     if pose:
         require_estimator()
-    names = set(metric_names(variants, pose=pose))
+    names = set(metric_names(recipes, pose=pose))
     chosen = models or store.models()
     rows = [row for model in chosen for row in store.videos(model)][:limit]
-    common = {"method": method, "height": height, "variants": tuple(variants),
-              "onset_lag_frames": onset_lag_frames, "pose": pose}
+    common = {"method": method, "height": height, "recipes": tuple(recipes), "pose": pose}
     fingerprint = metrics_fingerprint(common)
     summary = StageSummary()
     pending = []
