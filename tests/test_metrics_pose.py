@@ -14,8 +14,9 @@ from conftest import run_cli
 
 from mibench.media.synth import dancer_video, drum_track
 from mibench.media.video import write_mp4
-from mibench.metrics.compute import compute_video_metrics, pose_metric_names
+from mibench.metrics.compute import compute_video_metrics
 from mibench.metrics.pose import estimator_status
+from mibench.metrics.pose_path import FAMILY as POSE
 from mibench.report.aggregate import aggregate
 from mibench.store import Store
 
@@ -86,7 +87,7 @@ def test_no_person_leaves_pose_metrics_undefined_with_a_note(clips):
     write_mp4(clip, frames, FPS, audio=drum_track(90.0, SECONDS), audio_sr=16000)
     values = compute_video_metrics(clip, bpm=90.0, pose=True)
     assert values["pose_detected"][0] == 0.0
-    for name in pose_metric_names()[:-1]:
+    for name in [m.name for m in POSE.metrics(("fact", "bailando"))][:-1]:
         assert values[name][0] is None and values[name][2] == "no person found by the pose estimator"
     assert values["motion_speed"][0] > 0  # the pixel path still sees the square move
 
@@ -105,7 +106,7 @@ def test_metrics_stage_with_pose_and_dist_k_in_the_report(tmp_path, capsys, monk
     assert code == 0 and json.loads(out)["done"] == 4
     store = Store.open(run_dir)
     names = {m["name"] for m in store.metrics()}
-    assert set(pose_metric_names()) <= names and "bas_fact" in names
+    assert set([m.name for m in POSE.metrics(("fact", "bailando"))]) <= names and "bas_fact" in names
     objective = aggregate(store, n_boot=50).objective.set_index(["model", "key"])
     steady, varied = objective.loc[("steady", "pose_dist_k")], objective.loc[("varied", "pose_dist_k")]
     assert steady["n_videos"] == 2 and varied["n_videos"] == 2

@@ -24,7 +24,11 @@ FPS, SECONDS, SIZE, SR = 30, 5.0, (72, 72), 16000
 RECIPES = ("fact", "bailando", "mibench")
 
 
-def _video(path, bpm, *, mode="on_beat", phase=0.0, seed=0, music_bpm=None, audio=True):
+def _video(path, bpm, *, mode="on_beat", phase=None, seed=0, music_bpm=None, audio=True):
+    """The synthetic dancer over a drum track. By default its pose extremes fall a quarter frame after the
+    beats: exactly on a frame, the two steps around the extreme are equal, and the published recipes'
+    strict minima then face a tie that float noise decides (bas.py)."""
+    phase = 0.25 * bpm / 60 / FPS if phase is None else phase
     frames = dancer_video(bpm, SECONDS, fps=FPS, size=SIZE, mode=mode, phase_beats=phase, seed=seed)
     wave = drum_track(music_bpm or bpm, SECONDS, sr=SR, seed=seed) if audio else None
     return write_mp4(path, frames, FPS, audio=wave, audio_sr=SR if audio else None)
@@ -47,7 +51,7 @@ def test_on_beat_dancer_scores_higher(tmp_path, bpm, seed):
                                 recipes=RECIPES)
     _defined(on, RECIPES)
     _defined(off, RECIPES)
-    for name, floor, gap in (("bas_mibench", 0.95, 0.3), ("bas_fact", 0.9, 0.3), ("bas_bailando", 0.6, 0.0)):
+    for name, floor, gap in (("bas_mibench", 0.9, 0.3), ("bas_fact", 0.8, 0.3), ("bas_bailando", 0.7, 0.25)):
         assert on[name][0] >= floor, (name, on[name])
         assert on[name][0] - off[name][0] > gap, (name, on[name][0], off[name][0])
         assert on[name][1]["fps"] == FPS and on[name][1]["sigma_s"] == pytest.approx(0.05)

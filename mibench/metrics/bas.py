@@ -33,6 +33,7 @@ direction, labelling, smoothing, peak order, music recipe, beat counts) go with 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,9 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
 from mibench.errors import ConfigError
-from mibench.metrics.music_beats import BAILANDO_MUSIC, FACT_MUSIC, MIBENCH_MUSIC, MusicRecipe
+from mibench.metrics.family import Family, Metric, MetricValue
+from mibench.metrics.motion import MotionSignal
+from mibench.metrics.music_beats import BAILANDO_MUSIC, FACT_MUSIC, MIBENCH_MUSIC, MusicBeats, MusicRecipe
 
 DIRECTIONS = ("motion", "music")
 LABELLINGS = ("later", "earlier", "centred")
@@ -135,3 +138,36 @@ def beat_alignment(steps: np.ndarray, fps: float, music_times: np.ndarray,
     frames = kinematic_beats(env, fps, smooth_s=chosen.smooth_s, order=chosen.peak_order(fps))
     score = alignment_score(frames / fps, music, sigma_s=chosen.sigma_s, direction=chosen.direction)
     return score, chosen.params(fps) | {"motion_beats": int(frames.size), "music_beats": int(music.size)}
+
+
+def scores(motion: MotionSignal, beats: Callable[[MusicRecipe], MusicBeats] | None, music_note: str | None,
+           recipes: Sequence[Recipe], prefix: str = "") -> dict[str, MetricValue]:
+    """`{prefix}bas_<recipe>` of a motion signal for every recipe, with notes for the degenerate cases."""
+    steps = np.zeros_like(motion.steps) if motion.still else motion.steps
+    out = {}
+    for chosen in recipes:
+        name = f"{prefix}bas_{chosen.name}"
+        if beats is None:
+            out[name] = (None, chosen.params(motion.fps) | {"motion": motion.params}, music_note)
+            continue
+        found = beats(chosen.music)
+        score, params = beat_alignment(steps, motion.fps, found.times, chosen)
+        params |= {"music": found.params, "motion": motion.params}
+        note = None
+        if score is None:
+            note = "no music beats: librosa found no beat within the video"
+        elif motion.still:
+            note = "still video: no motion beats, scored 0"
+        elif params["motion_beats"] == 0:
+            note = "no motion beats (the motion speed has no local minimum), scored 0"
+        out[name] = (score, params, note)
+    return out
+
+
+def _metrics(names: Sequence[str]) -> tuple[Metric, ...]:
+    return tuple(Metric(f"bas_{n}", "bas", ("pixels", "music"), "higher",
+                        f"Beat Alignment Score, {RECIPES[n].source}, on the pixel motion speed", n) for n in names)
+
+
+FAMILY = Family("bas", ("pixels", "music"), _metrics,
+                lambda inputs: scores(inputs.motion, inputs.beats, inputs.music_note, inputs.recipes))

@@ -40,24 +40,16 @@ from threadpoolctl import threadpool_limits
 from mibench.errors import MediaError
 from mibench.media.audio import existing_file, is_silent, load_audio
 from mibench.media.video import probe
-from mibench.metrics.bas import PUBLISHED, Recipe, beat_alignment, recipe
-from mibench.metrics.kinetics import kinetic_features, kinetic_params, normalised, pose_motion
-from mibench.metrics.motion import WORK_HEIGHT, MotionSignal, motion_signal
+from mibench.metrics.bas import PUBLISHED, recipe
+from mibench.metrics.family import Inputs, MetricValue, noted
+from mibench.metrics.motion import WORK_HEIGHT, motion_signal
 from mibench.metrics.music_beats import MIBENCH_MUSIC, MusicBeats, MusicRecipe, music_beats
-from mibench.metrics.pose import pose_track
-from mibench.metrics.registry import METRICS, names
-from mibench.metrics.tempo import MAX_BPM, MIN_BPM, beats_bpm, periodicity_bpm, tempo_ratio
-
-MetricValue = tuple[float | None, dict, str | None]
+from mibench.metrics.registry import families, names
 
 
 def metric_names(recipes: Sequence[str] = PUBLISHED, *, pose: bool = False) -> tuple[str, ...]:
     """The metrics `compute_video_metrics` returns (`registry.names`)."""
     return names(recipes, pose=pose)
-
-
-def pose_metric_names(recipes: Sequence[str] = PUBLISHED) -> tuple[str, ...]:
-    return tuple(n for n in names(recipes, pose=True) if METRICS[n].family == "pose")
 
 
 def _music(video: Path, music: Path | None) -> tuple[np.ndarray | None, int, str | None]:
@@ -99,92 +91,6 @@ def _load_beats(video: Path, music: Path | None, fps: float, bpm: float | None, 
     return beats, None
 
 
-def _noted(metric: MetricValue, warning: str | None) -> MetricValue:
-    """`metric` with `warning` (about the frames' timing) joined to its note with "; "."""
-    value, params, note = metric
-    return value, params, "; ".join(part for part in (note, warning) if part) or None
-
-
-def _bas(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
-         recipes: Sequence[Recipe], prefix: str = "") -> dict[str, MetricValue]:
-    steps = np.zeros_like(motion.steps) if motion.still else motion.steps
-    out = {}
-    for chosen in recipes:
-        name = f"{prefix}bas_{chosen.name}"
-        if beats is None:
-            out[name] = (None, chosen.params(motion.fps) | {"motion": motion.params}, music_note)
-            continue
-        found = beats(chosen.music)
-        score, params = beat_alignment(steps, motion.fps, found.times, chosen)
-        params |= {"music": found.params, "motion": motion.params}
-        note = None
-        if score is None:
-            note = "no music beats: librosa found no beat within the video"
-        elif motion.still:
-            note = "still video: no motion beats, scored 0"
-        elif params["motion_beats"] == 0:
-            note = "no motion beats (the motion speed has no local minimum), scored 0"
-        out[name] = (score, params, note)
-    return out
-
-
-def _tempo(motion: MotionSignal, beats: _Beats | None, music_note: str | None,
-           bpm: float | None) -> dict[str, MetricValue]:
-    duration = len(motion.speed) / motion.fps
-    if motion.still:
-        motion_bpm, peak, motion_note = None, None, "still video: no motion tempo"
-    else:
-        motion_bpm, peak = periodicity_bpm(motion.speed, motion.fps)
-        motion_note = None if motion_bpm else f"no periodic motion between {MIN_BPM:g} and {MAX_BPM:g} BPM"
-    music_bpm, music_params, music_bpm_note = None, {}, music_note
-    if beats is not None:
-        found = beats(MIBENCH_MUSIC)
-        music_bpm = beats_bpm(found.times[found.times < duration])
-        music_params = found.params
-        music_bpm_note = None if music_bpm else "fewer than 2 music beats within the video"
-    reference = float(bpm) if bpm else music_bpm
-    ratio = tempo_ratio(motion_bpm, reference)
-    ratio_note = motion_note or (None if reference else music_bpm_note)
-    motion_params = motion.params | {"min_bpm": MIN_BPM, "max_bpm": MAX_BPM, "periodicity": peak}
-    return {
-        "motion_bpm": (motion_bpm, motion_params, motion_note),
-        "music_bpm": (music_bpm, {"music": music_params, "given_bpm": bpm}, music_bpm_note),
-        "tempo_ratio": (ratio, {"motion_bpm": motion_bpm, "music_bpm": reference,
-                                "music_bpm_source": "given" if bpm else "beats"}, ratio_note),
-        "motion_speed": (motion.mean_speed, motion.params, "still video" if motion.still else None),
-        "frame_consistency": (motion.consistency, motion.params,
-                              None if motion.consistency is not None else "single frame: no consecutive pair"),
-    }
-
-
-def _pose(video: Path, fps: float, timestamps: bool, beats: _Beats | None, music_note: str | None,
-          recipes: Sequence[Recipe]) -> dict[str, MetricValue]:
-    track = pose_track(video, fps, timestamps=timestamps)
-    params = track.params | {"detected": track.detected}
-    found = normalised(track.gridded)
-    warning = track.timing.warning()
-    if found is None:
-        note = "no person found by the pose estimator"
-        undefined = [n for n in pose_metric_names([r.name for r in recipes]) if n != "pose_detected"]
-        return {name: _noted((None, params, note), warning) for name in undefined} | {
-            "pose_detected": (track.detected, params, note)}
-    positions, torso = found
-    params |= {"torso_px": torso}
-    motion = pose_motion(positions, fps, params)
-    out = _bas(motion, beats, music_note, recipes, prefix="pose_")
-    features = kinetic_features(positions, fps)
-    kinetic = kinetic_params(fps) | {"pose": params}
-    if features is None:
-        out["pose_kinetic_energy"] = (None, kinetic, "fewer than 3 frames: no kinetic features")
-    else:
-        per_joint = features.reshape(-1, 3)
-        kinetic |= {"features": features.tolist()}
-        out["pose_kinetic_energy"] = (float((per_joint[:, 0] + per_joint[:, 1]).mean()), kinetic, None)
-    note = None if track.detected == 1.0 else f"no person in {1 - track.detected:.0%} of frames (interpolated)"
-    return {name: _noted(value, warning) for name, value in out.items()} | {
-        "pose_detected": (track.detected, params, note)}
-
-
 def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float | None = None,
                           fps: float | None = None, method: str = "diff", height: int = WORK_HEIGHT,
                           recipes: Sequence[str] = PUBLISHED, music_cache: dict | None = None,
@@ -213,6 +119,11 @@ def compute_video_metrics(video: Path, *, music: Path | None = None, bpm: float 
                                 music_recipes, music_cache)
         motion = motion_signal(video, rate, method=method, height=height, timestamps=timestamps)
         beats, music_note = music_job.result()
-    values = _bas(motion, beats, music_note, chosen) | _tempo(motion, beats, music_note, bpm)
-    values = {name: value if name == "music_bpm" else _noted(value, motion.note) for name, value in values.items()}
-    return values | (_pose(video, rate, timestamps, beats, music_note, chosen) if pose else {})
+    inputs = Inputs(video, rate, timestamps, motion, beats, music_note, bpm, tuple(chosen))
+    values: dict[str, MetricValue] = {}
+    for family in families(pose=pose):
+        found = family.compute(inputs)
+        if "pixels" in family.needs:  # the pixel motion's timing warning (the pose family notes its own)
+            found = {name: value if name == "music_bpm" else noted(value, motion.note) for name, value in found.items()}
+        values |= found
+    return values

@@ -18,6 +18,9 @@ import math
 
 import numpy as np
 
+from mibench.metrics.family import Family, Inputs, Metric, MetricValue
+from mibench.metrics.music_beats import MIBENCH_MUSIC
+
 MIN_BPM = 40.0
 MAX_BPM = 240.0
 
@@ -65,3 +68,44 @@ def tempo_ratio(motion_bpm: float | None, music_bpm: float | None) -> float | No
     if motion_bpm is None or not music_bpm:
         return None
     return motion_bpm / music_bpm
+
+
+def tempo_metrics(inputs: Inputs) -> dict[str, MetricValue]:
+    """Motion and music tempo, their ratio, mean motion speed and frame consistency of one video."""
+    motion, beats, music_note, bpm = inputs.motion, inputs.beats, inputs.music_note, inputs.bpm
+    duration = len(motion.speed) / motion.fps
+    if motion.still:
+        motion_bpm, peak, motion_note = None, None, "still video: no motion tempo"
+    else:
+        motion_bpm, peak = periodicity_bpm(motion.speed, motion.fps)
+        motion_note = None if motion_bpm else f"no periodic motion between {MIN_BPM:g} and {MAX_BPM:g} BPM"
+    music_bpm, music_params, music_bpm_note = None, {}, music_note
+    if beats is not None:
+        found = beats(MIBENCH_MUSIC)
+        music_bpm = beats_bpm(found.times[found.times < duration])
+        music_params = found.params
+        music_bpm_note = None if music_bpm else "fewer than 2 music beats within the video"
+    reference = float(bpm) if bpm else music_bpm
+    ratio = tempo_ratio(motion_bpm, reference)
+    ratio_note = motion_note or (None if reference else music_bpm_note)
+    motion_params = motion.params | {"min_bpm": MIN_BPM, "max_bpm": MAX_BPM, "periodicity": peak}
+    return {
+        "motion_bpm": (motion_bpm, motion_params, motion_note),
+        "music_bpm": (music_bpm, {"music": music_params, "given_bpm": bpm}, music_bpm_note),
+        "tempo_ratio": (ratio, {"motion_bpm": motion_bpm, "music_bpm": reference,
+                                "music_bpm_source": "given" if bpm else "beats"}, ratio_note),
+        "motion_speed": (motion.mean_speed, motion.params, "still video" if motion.still else None),
+        "frame_consistency": (motion.consistency, motion.params,
+                              None if motion.consistency is not None else "single frame: no consecutive pair"),
+    }
+
+
+_TEMPO = (
+    Metric("motion_bpm", "tempo", ("pixels",), None, "tempo of the motion (periodicity of the speed envelope)"),
+    Metric("music_bpm", "tempo", ("music",), None, "tempo of the music's beats within the video"),
+    Metric("tempo_ratio", "tempo", ("pixels", "music"), None,
+           "motion tempo / music tempo (1 = dancing at the music's tempo; 2 or 0.5 = double or half time)"),
+    Metric("motion_speed", "tempo", ("pixels",), None, "mean motion speed of the pixels"),
+    Metric("frame_consistency", "tempo", ("pixels",), "higher", "mean correlation of consecutive frames"),
+)
+FAMILY = Family("tempo", ("pixels",), lambda names: _TEMPO, tempo_metrics)

@@ -24,7 +24,8 @@ from pathlib import Path
 from mibench.errors import ConfigError, MediaError
 from mibench.fingerprint import digest
 from mibench.metrics.bas import PUBLISHED
-from mibench.metrics.compute import MetricValue, compute_video_metrics, metric_names
+from mibench.metrics.compute import compute_video_metrics, metric_names
+from mibench.metrics.family import MetricValue
 from mibench.metrics.motion import WORK_HEIGHT
 from mibench.metrics.pose import require_estimator
 from mibench.stages.summary import StageSummary
