@@ -41,7 +41,7 @@ def say(line: str) -> None:
 
 
 def finish(summary) -> None:
-    """Exit with the stage's code: 1 when some items failed (named above), else 0."""
+    """Name every failed item (one line each), then exit with the stage's code: 1 when some failed, else 0."""
     for job_id, error in summary.failed:
         say(f"failed {job_id}: {error}")
     if summary.exit_code:
