@@ -114,3 +114,11 @@ def test_report_markdown_honours_every_flag(tmp_path, music_dir, capsys, monkeyp
     _one_line_refusal(code, err, "--dist-reference 'ghost' is not a model of this run")
     code, out, _ = run_cli(["report", "--run-dir", str(run_dir), "--json", "--no-reference"], capsys, monkeypatch)
     assert code == 0 and json.loads(out)["reference"] is None and json.loads(out)["leaderboard"]
+
+
+def test_one_denoising_step_is_refused_before_any_work(tmp_path, music_dir, capsys, monkeypatch):
+    """diffusers' linear-quadratic schedule divides by its linear half, which 1 step does not have."""
+    code, _, err = run_cli(["generate", "--model", "musicinfuser", "--preset", "tiny", "--steps", "1", "--suite",
+                            "aist", "--music", str(music_dir), "--run-dir", str(tmp_path / "run")], capsys, monkeypatch)
+    _one_line_refusal(code, err, "the sampler needs at least 2 steps, got 1")
+    assert not (tmp_path / "run").exists()

@@ -72,3 +72,33 @@ def _print_bench(result: dict, as_json: bool) -> None:
     for key, value in result.items():
         if not isinstance(value, (dict, list)):
             out.print(escape(f"  {key:36s} {value}"))
+
+
+@bench_app.command("gpu")
+def bench_gpu(
+    preset: PresetOpt = "full",
+    part: Annotated[list[str] | None, typer.Option("--part", help="musicinfuser, mochi, judge or mmdiffusion "
+                                                   "(repeatable; default all).")] = None,
+    device: DeviceOpt = None,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Denoising steps timed per generation.")] = 2,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="Transformer and judge weights: bf16 or fp32 "
+                                              "(default bf16 on a GPU, fp32 on a CPU).")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed MM-Diffusion steps.")] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every full-size path with random weights built on the device: seconds per step or video, peak
+    memory, placement variants, fits 40/24 GB (default: cuda when available; --preset tiny: tiny sizes)."""
+    from mibench.speed.gpu import PARTS
+    from mibench.speed.gpu import bench_gpu as run
+
+    check_preset(preset)
+    result = run(preset=preset, parts=tuple(part or PARTS), device=device, steps=steps, repeats=repeats, dtype=dtype)
+    if as_json:
+        emit(True, result)
+        return
+    out = Console(soft_wrap=True, highlight=False)
+    out.print(escape(f"{result['command']} on {result['device']} ({result['accelerator']}), {result['seconds']} s"))
+    for name, found in result["parts"].items():
+        for variant, values in (found.get("variants") or {"": found}).items():
+            shown = {k: v for k, v in values.items() if not isinstance(v, (dict, list))}
+            out.print(escape(f"  {name} {variant}".rstrip() + ": " + ", ".join(f"{k}={v}" for k, v in shown.items())))

@@ -82,7 +82,7 @@ class DancePipeline:
         weights (genmo's inference path, a little faster; the adapter cannot be exported afterwards).
         """
         device = torch.device(device)
-        _check_placement(device, offload)
+        check_placement(device, offload)
         root = Path(root) if root is not None else None
         if adapter is not None:  # read first: a bad adapter fails before the big downloads and loads
             tensors, spec = read_adapter(Path(adapter))
@@ -99,7 +99,7 @@ class DancePipeline:
         mochi = MochiPipeline(scheduler=make_scheduler(), vae=load_vae(root, base),
                               text_encoder=load_text_encoder(root, base), tokenizer=load_tokenizer(root, base),
                               transformer=transformer)
-        _place(mochi, device, offload, vae_tiling)
+        place(mochi, device, offload, vae_tiling)
         return cls(mochi, music, zica)
 
     @classmethod
@@ -109,13 +109,13 @@ class DancePipeline:
         """The tiny preset (`tiny.py`): seeded random weights, no download, placed and configured as
         `from_weights` places real ones (device, transformer dtype, offload, VAE tiling, fused LoRA)."""
         device = torch.device(device)
-        _check_placement(device, offload)
+        check_placement(device, offload)
         parts = tiny_parts(with_adapter=with_adapter, seed=seed, fuse_lora=fuse_lora)
         if weight_dtype != parts.transformer.dtype:
             parts.transformer.to(weight_dtype)
         mochi = MochiPipeline(scheduler=make_scheduler(), vae=parts.vae, text_encoder=parts.text_encoder,
                               tokenizer=parts.tokenizer, transformer=parts.transformer)
-        _place(mochi, device, offload, vae_tiling)
+        place(mochi, device, offload, vae_tiling)
         music = None if parts.music is None else MusicEncoder(parts.music.model, parts.music.extractor, device)
         return cls(mochi, music, parts.zica)
 
@@ -206,18 +206,18 @@ def check_size(num_frames: int, height: int, width: int, steps: int) -> None:
         raise ConfigError(f"num_frames {num_frames} is not 6k+1", "use e.g. 73 or 145 frames")
     if min(height, width) < step or height % step or width % step:
         raise ConfigError(f"frame size {width}x{height} is not a multiple of {step} pixels", "use e.g. 848x480")
-    if steps < 1:
-        raise ConfigError(f"steps must be positive, got {steps}", "use the paper's 64 steps")
+    if steps < 2:  # diffusers' linear-quadratic schedule divides by its linear half: 1 step has none
+        raise ConfigError(f"the sampler needs at least 2 steps, got {steps}", "use the paper's 64 steps")
 
 
-def _check_placement(device: torch.device, offload: str | None) -> None:
+def check_placement(device: torch.device, offload: str | None) -> None:
     if offload is not None and offload not in OFFLOAD_MODES:
         raise ConfigError(f"unknown offload mode {offload!r}", f"use one of {', '.join(OFFLOAD_MODES)}")
     if offload is not None and device.type == "cpu":
         raise ConfigError("CPU offload needs a GPU device", "drop the offload option on CPU")
 
 
-def _place(mochi: MochiPipeline, device: torch.device, offload: str | None, vae_tiling: bool) -> None:
+def place(mochi: MochiPipeline, device: torch.device, offload: str | None, vae_tiling: bool) -> None:
     if offload == "model":
         mochi.enable_model_cpu_offload(device=device)
     elif offload == "sequential":
