@@ -69,7 +69,7 @@ def test_fingerprints_cover_settings_and_weights_but_not_memory_placement(tmp_pa
     (folder / "config.json").write_text('{"audio": {"audio_cross_attn_layers": [0]}}')
     assert digest(weights_identity(folder)) != digest(first)
     with_weights = build_generator("musicinfuser", "tiny", weights=folder)
-    assert with_weights.identity()["weights"]["root"]["files"]["config.json"] == weights_identity(folder)["files"][
+    assert with_weights.identity["weights"]["root"]["files"]["config.json"] == weights_identity(folder)["files"][
         "config.json"]
     assert weights_identity("some-org/some-model") == {"hub": "some-org/some-model", "revision": None}
 

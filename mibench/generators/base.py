@@ -9,9 +9,11 @@ judge and the metrics hear the same music from the same instant in every model's
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +59,16 @@ class Generator(ABC):
         """The identity of the weights this generator loads (None: it has none)."""
         return None
 
+    @cached_property
     def identity(self) -> dict:
+        """Read once (the weights identity hashes files): the settings and weights behind every video."""
         settings = {k: v for k, v in sorted(self.settings.items()) if k not in self.no_effect}
-        return {"generator": self.card.name, "preset": self.preset, "settings": settings,
-                "weights": self.weights_identity()}
+        return json.loads(json.dumps({"generator": self.card.name, "preset": self.preset, "settings": settings,
+                                      "weights": self.weights_identity()}, default=str))
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        return digest(self.identity())
+        return digest(self.identity)
 
     @property
     def name(self) -> str:

@@ -56,7 +56,7 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 def claim_model_name(store: Store, model: str, generator: Generator, *, check_only: bool = False) -> None:
     """Bind `model` to the generator's settings in this run, or stop when it stands for other settings;
     `check_only` refuses without binding (before the weights are loaded, so a failed load binds nothing)."""
-    identity = json.loads(json.dumps(generator.identity(), default=str))
+    identity = generator.identity
     if check_only:
         held = store.model_settings(model)
         held = None if held is None or held["fingerprint"] == generator.fingerprint else held
@@ -84,8 +84,7 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
     model = jobs[0].model
     claim_model_name(store, model, generator, check_only=True)
     fingerprint = generator.fingerprint
-    done = {v["job_id"]: v["path"] for v in store.videos(model) if v["fingerprint"] == fingerprint}
-    todo = {job.job_id for job in jobs if not (job.job_id in done and Path(done[job.job_id]).is_file())}
+    todo = {job.job_id for job in jobs if not _done(store, job, fingerprint)}
     if todo:
         generator.prepare()
         claim_model_name(store, model, generator)
@@ -132,6 +131,6 @@ def _generate_one(run_dir: Path, store: Store, generator: Generator, job: Job, f
     for warning in info.get("warnings", []):
         log(f"warning {job.job_id}: {warning}")
     write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds, "fingerprint": fingerprint,
-                                             "identity": generator.identity(), **info})
+                                             "identity": generator.identity, **info})
     store.record_video(job.job_id, out, fingerprint=fingerprint, seconds=seconds, info=info)
     summary.done += 1
