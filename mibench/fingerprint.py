@@ -25,7 +25,7 @@ def digest(data: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _file_identity(path: Path) -> str:
+def file_identity(path: Path) -> str:
     size = path.stat().st_size
     with path.open("rb") as handle:
         head = handle.read(SMALL_FILE)
@@ -39,7 +39,7 @@ def _folder_files(folder: Path, depth: int = 0) -> dict[str, str]:
         if entry.name.startswith("."):
             continue
         if entry.is_file():
-            found[entry.name] = _file_identity(entry)
+            found[entry.name] = file_identity(entry)
         elif entry.is_dir() and depth < MAX_DEPTH:
             found.update({f"{entry.name}/{k}": v for k, v in _folder_files(entry, depth + 1).items()})
     return found
@@ -61,7 +61,7 @@ def weights_identity(source: str | Path | None) -> dict | None:
     path = Path(str(source)).expanduser()
     if isinstance(source, Path) or str(source).startswith((".", "/", "~")) or path.exists():
         if path.is_file():
-            return {"path": str(path.resolve()), "file": _file_identity(path)}
+            return {"path": str(path.resolve()), "file": file_identity(path)}
         if path.is_dir():
             return {"path": str(path.resolve()), "files": _folder_files(path)}
         return {"path": str(path.resolve()), "missing": True}

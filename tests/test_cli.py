@@ -138,3 +138,17 @@ def test_list_and_doctor_json(capsys, monkeypatch):
     report = json.loads(out)
     assert code == 0 and report["versions"]["torch"].startswith("2.")
     assert report["weights"]["musicinfuser.adapter"].startswith("missing (get it from susunghong/MusicInfuser")
+
+
+def test_a_registered_video_that_changed_is_refused(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    tone = 0.3 * np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
+    write_mp4(folder / "a.mp4", np.zeros((20, 32, 32, 3), np.uint8), 10, audio=tone, audio_sr=16000)
+    register = ["generate", "--videos", str(folder), "--name", "mine", "--run-dir", str(tmp_path / "run")]
+    assert run_cli(register, capsys, monkeypatch)[0] == 0
+    assert run_cli(register, capsys, monkeypatch)[0] == 0  # the same files again: nothing changes
+    write_mp4(folder / "a.mp4", np.full((20, 32, 32, 3), 200, np.uint8), 10, audio=tone, audio_sr=16000)
+    code, _, err = run_cli(register, capsys, monkeypatch)
+    assert code == 2 and "1 videos changed since they were registered as 'mine' (a)" in err
+    assert len(err.strip().splitlines()) == 1

@@ -4,7 +4,8 @@ Each `<stem>.mp4` becomes a job of model NAME (suite `byo`), its music taken fro
 audio track. The prompt, when known, comes from `<stem>.txt` or the `prompt` field of `<stem>.json`
 beside the video; without one the prompt-alignment questions are skipped for that video. Videos are
 scored in place (not copied): their paths are stored relative to the run folder when they lie inside it,
-else absolute. A name stands for one folder: registering another folder under it is refused.
+else absolute. A name stands for one folder, and each video for its file's content (size and first MiB):
+registering another folder under the name, or a changed file again, is refused.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 
 from mibench.errors import ConfigError, MediaError
-from mibench.fingerprint import digest
+from mibench.fingerprint import digest, file_identity
 from mibench.media.video import probe
 from mibench.store import Store
 from mibench.suite.jobs import Job
@@ -53,14 +54,20 @@ def register_videos(store: Store, folder: Path, name: str) -> tuple[list[Job], l
                         prompt_id="own" if prompt else "none", prompt=prompt, seed=0, num_frames=info.num_frames))
         infos.append((path, info))
     settings = {"generator": "videos", "folder": str(folder.resolve())}
-    fingerprint = digest(settings)
-    held = store.claim_model(name, "videos", fingerprint, settings)
+    prints = [digest({**settings, "file": file_identity(path)}) for path, _ in infos]
+    changed = [job.music_id for job, fingerprint in zip(jobs, prints, strict=True)
+               if (known := store.video(job.job_id)) is not None and known["fingerprint"] != fingerprint]
+    if changed:
+        raise ConfigError(f"{len(changed)} videos changed since they were registered as {name!r} "
+                          f"({', '.join(changed[:3])}): their answers and metrics belong to the old files",
+                          "register the folder under another --name, or use a new --run")
+    held = store.claim_model(name, "videos", digest(settings), settings)
     if held is not None:
         raise ConfigError(f"run already has a model {name!r} ({held['generator']}: "
                           f"{held['settings'].get('folder', 'generated')})",
                           "register these videos under another --name")
     store.add_jobs(jobs)
-    for job, (path, info) in zip(jobs, infos, strict=True):
+    for job, (path, info), fingerprint in zip(jobs, infos, prints, strict=True):
         store.record_video(job.job_id, path.resolve(), fingerprint=fingerprint,
                            info={"registered": True, "fps": info.fps, "width": info.width, "height": info.height})
     return jobs, warnings
