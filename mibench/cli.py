@@ -36,6 +36,7 @@ from mibench.cli_common import (
     SeedOpt,
     ShardOpt,
     check_preset,
+    chosen_models,
     emit,
     err,
     existing_store,
@@ -126,14 +127,13 @@ def generate(
     elsewhere = f", {summary.elsewhere} being made by another process" if summary.elsewhere else ""
     say(f"{stored_as}: {summary.done} generated, {summary.skipped} already done{elsewhere}, {len(summary.failed)} "
         f"failed -> {folder / 'videos' / stored_as}")
-    videos_done = {v["job_id"]: v for v in store.videos(stored_as, status=None)}
+    stored = {v["job_id"]: v for v in store.videos(stored_as, status=None)}
+    rows = [(job, stored.get(job.job_id, {})) for job in jobs]
     emit(as_json, {"run_dir": str(folder), "model": stored_as, "generator": model,
                    "fingerprint": generator.fingerprint, **summary.as_dict(),
-                   "videos": [{"job_id": job.job_id, "item_id": job.item_id,
-                               "path": videos_done.get(job.job_id, {}).get("path"),
-                               "status": videos_done.get(job.job_id, {}).get("status", "not generated"),
-                               "music_offset_s": videos_done.get(job.job_id, {}).get("info", {}).get("music_offset_s")}
-                              for job in jobs]})
+                   "videos": [{"job_id": job.job_id, "item_id": job.item_id, "path": video.get("path"),
+                               "status": video.get("status", "not generated"),
+                               "music_offset_s": video.get("info", {}).get("music_offset_s")} for job, video in rows]})
     finish(summary)
 
 
@@ -193,10 +193,7 @@ def score(
         raise ConfigError(f"unknown modal {modal!r}", "choose av or video")
     store = existing_store(run_dir_of(run, run_dir))
     qset = load_question_set(questions)
-    models = model or store.models()
-    unknown = sorted(set(models) - set(store.models()))
-    if unknown:
-        raise ConfigError(f"run has no videos of {', '.join(unknown)}", f"models in this run: {store.models()}")
+    models = chosen_models(store, model)
     scorer = build_judge(judge, preset, checkpoint=checkpoint, device=device,
                          options={"modal": modal, "max_new_tokens": max_new_tokens})
     total = len([v for m in models for v in store.videos(m)][:limit])
@@ -262,10 +259,7 @@ def metrics(
     from mibench.stages.measure import compute_run_metrics
 
     store = existing_store(run_dir_of(run, run_dir))
-    models = model or store.models()
-    unknown = sorted(set(models) - set(store.models()))
-    if unknown:
-        raise ConfigError(f"run has no videos of {', '.join(unknown)}", f"models in this run: {store.models()}")
+    models = chosen_models(store, model)
     total = len([v for m in models for v in store.videos(m)][:limit])
     recipes = tuple(dict.fromkeys(recipe or PUBLISHED))
     for name in recipes:
@@ -375,16 +369,13 @@ def demo(
 def main() -> None:
     try:
         app()
-    except MibenchError as exc:
-        err.print(f"[bold red]error:[/bold red] {escape(exc.line())}", highlight=False, soft_wrap=True)
-        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted; finished work is kept in the run's store")
         sys.exit(130)
-    except (OSError, MemoryError, RuntimeError, sqlite3.Error) as exc:
+    except (MibenchError, OSError, MemoryError, RuntimeError, sqlite3.Error) as exc:
         from mibench.faults import environment_error
 
-        found = environment_error(exc)
+        found = exc if isinstance(exc, MibenchError) else environment_error(exc)
         if found is None:
             raise
         err.print(f"[bold red]error:[/bold red] {escape(found.line())}", highlight=False, soft_wrap=True)

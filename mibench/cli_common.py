@@ -61,3 +61,12 @@ def existing_store(folder: Path):
     if not (folder / STORE_NAME).is_file():
         raise ConfigError(f"no mibench run in {folder}", "run `mibench generate` first or pass --run/--run-dir")
     return Store.open(folder)
+
+
+def chosen_models(store, given: list[str] | None) -> list[str]:
+    """The models a stage works on: those given (each must be in the run), else every model of the run."""
+    models = given or store.models()
+    unknown = sorted(set(models) - set(store.models()))
+    if unknown:
+        raise ConfigError(f"run has no videos of {', '.join(unknown)}", f"models in this run: {store.models()}")
+    return models

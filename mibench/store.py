@@ -299,11 +299,14 @@ class Store:
     def metrics(self, latest: bool = True) -> list[dict]:
         """Metric rows; with `latest`, per metric name only those of the fingerprint recorded last (so one
         aggregate never mixes values made under different options)."""
-        query = "SELECT * FROM metrics"
-        if latest:
-            query += (" m WHERE fingerprint = (SELECT fingerprint FROM metrics WHERE name = m.name "
-                      "ORDER BY created DESC LIMIT 1)")
-        return [dict(r) for r in self.db.execute(query + " ORDER BY rowid")]
+        rows = [dict(r) for r in self.db.execute("SELECT * FROM metrics ORDER BY rowid")]
+        if not latest:
+            return rows
+        newest: dict[str, tuple[float, str]] = {}
+        for row in rows:
+            if row["created"] >= newest.get(row["name"], (-1.0, ""))[0]:
+                newest[row["name"]] = (row["created"], row["fingerprint"])
+        return [row for row in rows if row["fingerprint"] == newest[row["name"]][1]]
 
     # -- sessions --------------------------------------------------------------------------------
     def begin_session(self, stage: str, options: dict, versions: dict) -> int:

@@ -88,7 +88,7 @@ def model_settings_text(store: Store, model: str) -> str:
     return f"{held['generator']} ({held['fingerprint']}): {settings_text(shown)}"
 
 
-def _summary(store: Store, agg: Aggregate) -> dict:
+def _summary(store: Store, agg: Aggregate, answers: list[dict]) -> dict:
     jobs = store.jobs()
     failed = store.videos(status="failed")
     scored = agg.per_video.groupby("model")["job_id"].nunique()
@@ -98,40 +98,40 @@ def _summary(store: Store, agg: Aggregate) -> dict:
     sessions = [{"stage": s["stage"], "started": when(s["started"]), "finished": when(s["finished"]),
                  "options": json.dumps(s["options"], sort_keys=True),
                  "versions": json.dumps(s["versions"], sort_keys=True)} for s in store.sessions()]
-    return {"models": models, "judging": _judging(labelled_answers(store), store.evaluations()), "sessions": sessions,
+    return {"models": models, "judging": _judging(answers, store.evaluations()), "sessions": sessions,
             "seeds": sorted({j["seed"] for j in jobs}), "suites": sorted({j["suite"] for j in jobs}),
             "frames": sorted({j["num_frames"] for j in jobs})}
 
 
 # -- model pages ------------------------------------------------------------------------------------
-def video_src(path: str | None, run_dir: Path, report_dir: Path) -> tuple[str | None, bool]:
-    """The video's URL relative to the report folder, and whether the file exists."""
+def video_src(path: str | None, report_dir: Path) -> tuple[str | None, bool]:
+    """The video's URL relative to the report folder, and whether the file exists (`path` is absolute,
+    as the store hands it out)."""
     if not path:
         return None, False
-    given = Path(path)
-    candidates = [given] if given.is_absolute() else [Path.cwd() / given, run_dir / given]
-    found = next((c for c in candidates if c.is_file()), candidates[0])
+    found = Path(path)
     relative = os.path.relpath(found.resolve(), report_dir.resolve())
     return quote(Path(relative).as_posix()), found.is_file()
 
 
-def _videos(store: Store, model: str, agg: Aggregate, run_dir: Path, report_dir: Path) -> list[dict]:
+def _videos(store: Store, model: str, agg: Aggregate, report_dir: Path, all_answers: list[dict],
+            metric_rows: list[dict]) -> list[dict]:
     order = {c.key: i for i, c in enumerate(agg.columns)}
     labels = {c.key: c.label for c in agg.columns}
     videos = {v["job_id"]: v for v in store.videos(model, status=None)}
     answers: dict[str, dict[tuple[str, str], list[dict]]] = {}
-    for a in sorted(labelled_answers(store), key=lambda a: (a["judge"], a["mode"], order.get(a["question_id"], 99),
-                                                     a["run_index"])):
+    for a in sorted(all_answers, key=lambda a: (a["judge"], a["mode"], order.get(a["question_id"], 99),
+                                                a["run_index"])):
         group = answers.setdefault(a["job_id"], {}).setdefault((a["judge"], a["mode"]), [])
         group.append({**a, "label": labels.get(a["question_id"], a["question_id"]),
                       "spread": distribution_sd(a["distribution"])})
     metrics: dict[str, list[dict]] = {}
-    for m in store.metrics():
+    for m in metric_rows:
         metrics.setdefault(m["job_id"], []).append({**m, "params": _shown_params(m["params"])})
     out = []
     for job in store.jobs(model):
         video = videos.get(job["job_id"], {})
-        src, exists = video_src(video.get("path"), run_dir, report_dir)
+        src, exists = video_src(video.get("path"), report_dir)
         info = {k: v for k, v in (video.get("info") or {}).items() if isinstance(v, (int, float, str, bool))}
         out.append({**job, "path": video.get("path"), "status": video.get("status", "not generated"),
                     "error": video.get("error"),
@@ -208,17 +208,18 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_
     ref = load_reference() if reference else None
     try:
         agg = aggregate(store, seed=seed, dist_reference=dist_reference)
+        answers, metric_rows = labelled_answers(store), store.metrics()
         common = {"run": run_dir.name, "definitions": DEFINITIONS, "seed": seed, "n_boot": agg.n_boot}
         for model in store.models():
             page = env.get_template("model.html").render(
                 **common, model=model, scores=_model_scores(agg, model),
-                videos=_videos(store, model, agg, run_dir, report_dir))
+                videos=_videos(store, model, agg, report_dir, answers, metric_rows))
             _write(report_dir / model_page(model), page)
         index = env.get_template("index.html").render(
-            **common, empty=agg.empty, summary=_summary(store, agg),
-            sections=sections(agg, ref, evaluation_settings_by_label(labelled_answers(store), store.evaluations())),
+            **common, empty=agg.empty, summary=_summary(store, agg, answers),
+            sections=sections(agg, ref, evaluation_settings_by_label(answers, store.evaluations())),
             objective=objective_table(agg), objective_definitions=objective_definitions(agg),
-            librosa=librosa_versions(store.metrics()), dist_reference=agg.dist_reference,
+            librosa=librosa_versions(metric_rows), dist_reference=agg.dist_reference,
             reliability=reliability_tables(store),
             reference=ref)
     finally:
