@@ -1,7 +1,8 @@
 """The results store of a run: one SQLite file, `<run>/mibench.sqlite`.
 
 Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
-- `jobs`        one row per job (model, music, prompt, seed, frames, tempo), keyed by `job_id`;
+- `jobs`        one row per job (model, music, prompt, seed, frames, tempo, and the prompt's tags as JSON:
+                style, dancer, setting, group, camera, for the report's slices), keyed by `job_id`;
 - `models`      one row per model name of the run: the generator (card) behind it, the fingerprint of its
                 settings and the settings themselves. A name means one set of settings: a variant made
                 with other settings gets its own name (`generate --as NAME`);
@@ -11,7 +12,8 @@ Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
 - `evaluations` one row per judge evaluation: its fingerprint (judge, weights, preset, mode, modal,
                 decoding, question texts, seed), the judge, the mode and the settings;
 - `answers`     one row per (job, evaluation, question, run index): raw text, parsed score (NULL when
-                the answer could not be parsed: missing, never 0), score distribution and options;
+                the answer could not be parsed: missing, never 0), score distribution, the probability
+                mass the judge put on the valid answers 0..10 (`valid_mass`, expected mode) and options;
 - `metrics`     one row per (job, metric name, fingerprint of the stage options): value (NULL with a
                 note when undefined) and parameters;
 - `claims`      work in progress: a job (or a judge run of it) claimed by a process (host, pid) until a
@@ -23,7 +25,8 @@ Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
 Every write is an upsert inside a transaction, so re-running a stage replaces rows instead of adding
 duplicates, and a killed run loses at most the row in flight. Results are keyed by their settings
 fingerprint: work made under other settings is never reused, and never overwritten (it stays, under
-its own fingerprint). WAL mode lets several local processes write to one store. Paths are stored
+its own fingerprint). A schema-2 store is upgraded in place when opened (columns added: its jobs have no
+tags, its answers no valid mass: both shown as unknown). WAL mode lets several local processes write to one store. Paths are stored
 relative to the run folder, so a run folder can be moved or copied and used from any directory.
 """
 
@@ -41,7 +44,7 @@ from pathlib import Path
 from mibench.errors import StoreError
 from mibench.suite.jobs import Job
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STORE_NAME = "mibench.sqlite"
 CLAIM_LEASE_S = 3600.0  # a claim of a process on another host is trusted this long
 
@@ -51,7 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, item_id TEXT NOT NULL, model TEXT NOT NULL, suite TEXT NOT NULL,
     music_id TEXT NOT NULL, music_path TEXT, prompt_id TEXT NOT NULL, prompt TEXT NOT NULL,
     seed INTEGER NOT NULL, num_frames INTEGER NOT NULL, tempo REAL NOT NULL, bpm REAL, genre TEXT,
-    created REAL NOT NULL);
+    created REAL NOT NULL, tags TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS jobs_model ON jobs(model);
 CREATE TABLE IF NOT EXISTS models (
     name TEXT PRIMARY KEY, generator TEXT NOT NULL, fingerprint TEXT NOT NULL, settings TEXT NOT NULL,
@@ -65,7 +68,7 @@ CREATE TABLE IF NOT EXISTS answers (
     job_id TEXT NOT NULL REFERENCES jobs(job_id), evaluation TEXT NOT NULL REFERENCES evaluations(id),
     judge TEXT NOT NULL, question_set TEXT NOT NULL, question_id TEXT NOT NULL, mode TEXT NOT NULL,
     run_index INTEGER NOT NULL, question TEXT NOT NULL, raw TEXT, score REAL, distribution TEXT,
-    options TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL, valid_mass REAL,
     PRIMARY KEY (job_id, evaluation, question_id, run_index));
 CREATE TABLE IF NOT EXISTS metrics (
     job_id TEXT NOT NULL REFERENCES jobs(job_id), name TEXT NOT NULL, fingerprint TEXT NOT NULL, value REAL,
@@ -78,7 +81,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 _JOB_COLUMNS = ("job_id", "item_id", "model", "suite", "music_id", "music_path", "prompt_id", "prompt",
-                "seed", "num_frames", "tempo", "bpm", "genre")
+                "seed", "num_frames", "tempo", "bpm", "genre", "tags")
+_UPGRADES = {2: ("ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+                 "ALTER TABLE answers ADD COLUMN valid_mass REAL")}  # from version -> to the next
 
 
 class Store:
@@ -95,7 +100,7 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             with self.transaction():
-                self._check_version()
+                self._upgrade()
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self.db.execute(statement)
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -107,13 +112,21 @@ class Store:
     def open(cls, run_dir: Path) -> Store:
         return cls(Path(run_dir) / STORE_NAME)
 
-    def _check_version(self) -> None:
+    def _upgrade(self) -> None:
+        """Bring an older store to `SCHEMA_VERSION` (`_UPGRADES`), or refuse one that cannot be."""
         if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
             return
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is not None and int(row["value"]) != SCHEMA_VERSION:
+        version = SCHEMA_VERSION if row is None else int(row["value"])
+        while version in _UPGRADES:
+            for statement in _UPGRADES[version]:
+                self.db.execute(statement)
+            version += 1
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        if version != SCHEMA_VERSION:
+            why = "its results carry no settings fingerprints" if version < 2 else "a newer mibench wrote it"
             raise StoreError(f"store {self.path} has schema version {row['value']}, this mibench reads "
-                             f"{SCHEMA_VERSION} (its results carry no settings fingerprints)",
+                             f"{SCHEMA_VERSION} ({why})",
                              "start a new run with --run NAME or --run-dir DIR, or use the mibench version "
                              "that wrote it")
 
@@ -165,16 +178,18 @@ class Store:
     def add_jobs(self, jobs: Iterable[Job]) -> None:
         """Register jobs; a job already present keeps its row (and its results)."""
         now = time.time()
-        rows = [tuple(job.to_dict()[c] for c in _JOB_COLUMNS) + (now,) for job in jobs]
+        rows = [tuple(_job_value(job.to_dict()[c]) for c in _JOB_COLUMNS) + (now,) for job in jobs]
         marks = ", ".join("?" * (len(_JOB_COLUMNS) + 1))
         with self.transaction():
-            self.db.executemany(f"INSERT OR IGNORE INTO jobs VALUES ({marks})", rows)
+            self.db.executemany(f"INSERT OR IGNORE INTO jobs ({', '.join(_JOB_COLUMNS)}, created) VALUES ({marks})",
+                                rows)
 
     def jobs(self, model: str | None = None) -> list[dict]:
+        """Job rows in creation order; `tags` as a dict."""
         query, args = "SELECT * FROM jobs", ()
         if model is not None:
             query, args = query + " WHERE model = ?", (model,)
-        return [dict(r) for r in self.db.execute(query + " ORDER BY rowid", args)]
+        return [{**dict(r), "tags": json.loads(r["tags"])} for r in self.db.execute(query + " ORDER BY rowid", args)]
 
     def models(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM jobs ORDER BY model")]
@@ -247,22 +262,25 @@ class Store:
 
     def record_answers(self, rows: Iterable[dict]) -> None:
         """Upsert answers: dicts with job_id, evaluation, judge, question_set, question_id, mode, run_index,
-        question, raw, score (None = missing), distribution (dict or None) and options (dict)."""
+        question, raw, score (None = missing), distribution (dict or None), valid_mass (None: not
+        measured) and options (dict)."""
         now = time.time()
         values = [
             (r["job_id"], r["evaluation"], r["judge"], r["question_set"], r["question_id"], r["mode"],
              r["run_index"], r["question"], r["raw"], r["score"],
              json.dumps(r.get("distribution")) if r.get("distribution") is not None else None,
-             json.dumps(r.get("options") or {}, default=str), now)
+             json.dumps(r.get("options") or {}, default=str), now, r.get("valid_mass"))
             for r in rows
         ]
         with self.transaction():
             self.db.executemany(
-                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO answers (job_id, evaluation, judge, question_set, question_id, mode, run_index, "
+                "question, raw, score, distribution, options, created, valid_mass) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(job_id, evaluation, question_id, run_index) DO UPDATE SET "
                 "question_set=excluded.question_set, question=excluded.question, raw=excluded.raw, "
                 "score=excluded.score, distribution=excluded.distribution, options=excluded.options, "
-                "created=excluded.created",
+                "created=excluded.created, valid_mass=excluded.valid_mass",
                 values,
             )
 
@@ -327,6 +345,11 @@ class Store:
             row["options"] = json.loads(row["options"])
             row["versions"] = json.loads(row["versions"])
         return rows
+
+
+def _job_value(value: object) -> object:
+    """A job field as stored: dicts (the tags) as sorted JSON."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False) if isinstance(value, dict) else value
 
 
 def _alive(host: str, pid: int) -> bool:

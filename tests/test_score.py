@@ -8,6 +8,7 @@ from pathlib import Path
 
 from conftest import run_cli
 
+from mibench.stages.score import jitter_seed
 from mibench.store import Store
 
 
@@ -41,14 +42,20 @@ def test_score_fills_resumes_and_skips_corrupt_videos(tmp_path, music_dir, capsy
     assert code == 1 and json.loads(out)["done"] == 0 and json.loads(out)["skipped"] == 2
     assert len(store.answers()) == 22
 
-    code, out, _ = run_cli(score + ["--mode", "expected", "--runs", "2", "--limit", "1"], capsys, monkeypatch)
-    assert code == 0 and json.loads(out)["done"] == 2
+    code, out, _ = run_cli(score + ["--mode", "expected", "--runs", "2", "--limit", "2"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["done"] == 4
     expected = [a for a in store.answers() if a["mode"] == "expected"]
-    assert len(expected) == 22 and {a["run_index"] for a in expected} == {0, 1}
+    assert len(expected) == 44 and {a["run_index"] for a in expected} == {0, 1}
     assert all(0.0 <= a["score"] <= 10.0 for a in expected)
     assert all(abs(sum(json.loads(a["distribution"]).values()) - 1.0) < 1e-5 for a in expected)
-    jitter = {a["run_index"]: json.loads(a["options"])["jitter_seed"] for a in expected}
-    assert jitter == {0: None, 1: 1}
+    assert all(0.0 < a["valid_mass"] <= 1.0 + 1e-6 for a in expected)
+    assert {a["valid_mass"] for a in json.loads(out)["answers"]} == {a["valid_mass"] for a in expected}
+    items = {j["job_id"]: j["item_id"] for j in store.jobs()}
+    jitter = {(a["job_id"], a["run_index"]): json.loads(a["options"])["jitter_seed"] for a in expected}
+    assert {seed for (_, run), seed in jitter.items() if run == 0} == {None}
+    again = {job: seed for (job, run), seed in jitter.items() if run == 1}
+    assert again == {job: jitter_seed(0, items[job], 1) for job in again}
+    assert len(set(again.values())) == 2  # each video its own jitter draw (was seed + run for every video)
 
 
 def test_score_rejects_bad_options(tmp_path, music_dir, capsys, monkeypatch):

@@ -119,6 +119,27 @@ def test_schema_version_and_bad_files_give_clear_errors(tmp_path):
         Store.open(bad)
 
 
+def test_jobs_keep_their_prompt_tags_and_a_schema_2_store_is_upgraded(tmp_path):
+    store = Store.open(tmp_path)
+    tagged = Job(model="m", suite="prompts", music_id="t0", music_path=None, prompt_id="s01", prompt="p", seed=0,
+                 num_frames=16, tags={"style": "break", "group": "solo"})
+    store.add_jobs([tagged])
+    store_answers(store, [_answer(tagged.job_id, "q1", 5.0) | {"mode": "expected", "valid_mass": 0.25}])
+    assert store.jobs()[0]["tags"] == {"style": "break", "group": "solo"}
+    assert store.answers()[0]["valid_mass"] == 0.25
+    # the same store as mibench 0.x (schema 2) wrote it: no tags, no valid mass
+    store.db.execute("ALTER TABLE jobs DROP COLUMN tags")
+    store.db.execute("ALTER TABLE answers DROP COLUMN valid_mass")
+    store.db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    store.close()
+    upgraded = Store.open(tmp_path)
+    assert upgraded.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    assert upgraded.jobs()[0]["tags"] == {} and upgraded.answers()[0]["valid_mass"] is None
+    assert upgraded.answers()[0]["score"] == 5.0
+    upgraded.add_jobs(_jobs(1))
+    assert len(upgraded.jobs()) == 2
+
+
 def test_failed_transaction_leaves_no_partial_rows(tmp_path):
     store = Store.open(tmp_path)
     job = _jobs(1)[0]

@@ -2,7 +2,8 @@
 
 A judge encodes a video once (frames and, for audio-visual judges, its music) and then answers any
 number of questions about the encoding. `mode="greedy"` returns the answer text (paper protocol);
-`mode="expected"` also returns the probability-weighted score over the answers 0..10.
+`mode="expected"` also returns the probability-weighted score over the answers 0..10, their distribution
+and the probability mass the judge put on them (`valid_mass`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class JudgeAnswer:
     text: str
     expected_score: float | None = None
     distribution: dict[str, float] | None = None
+    valid_mass: float | None = None  # the raw probability of the answers 0..10 before renormalising
 
 
 class Judge(ABC):

@@ -2,9 +2,11 @@
 
 Modes: `greedy` (paper protocol: greedy text answers, parsed by `judges.parse.parse_score`; an
 unparseable answer is stored with score NULL, i.e. missing) and `expected` (the probability-weighted
-score over the answers 0..10, with its distribution). Runs: run 0 samples frames and audio clips as
-the official judge does; runs 1..N-1 use seeded temporal jitter (`jitter_seed = seed + run index`),
-so repeated runs are not identical copies. Each video is encoded once per run and every question of
+score over the answers 0..10, with its distribution and the probability mass the judge put on those
+eleven answers, `valid_mass`). Runs: run 0 samples frames and audio clips as
+the official judge does; runs 1..N-1 use seeded temporal jitter with a seed drawn from (seed, item,
+run index) (`jitter_seed`), so repeated runs are not identical copies and no two videos of a model share
+one jitter draw (the videos of one item across models do: paired comparisons compare like with like). Each video is encoded once per run and every question of
 that run reuses the encoding.
 
 An evaluation is one set of judge settings (`evaluation_settings`: the judge's identity, i.e. card,
@@ -16,6 +18,7 @@ video is claimed in the store while it is scored, so several processes scoring o
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,10 +31,19 @@ from mibench.store import Store
 from mibench.suite.prompts import QuestionSet
 
 MODES = ("greedy", "expected")
+JITTER_SCHEME = "sha256(seed/item/run)"  # recorded in the evaluation: another scheme is another evaluation
+
+
+def jitter_seed(seed: int, item_id: str, run_index: int) -> int | None:
+    """The temporal-jitter seed of a judge run: None for run 0 (the official sampling), else 31 bits of
+    SHA-256 of "seed/item/run" (`JITTER_SCHEME`)."""
+    if run_index == 0:
+        return None
+    return int(hashlib.sha256(f"{seed}/{item_id}/{run_index}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
 def evaluation_settings(judge: Judge, questions: QuestionSet, *, mode: str, seed: int) -> dict:
-    return {**judge.identity(), "mode": mode, "seed": seed, "question_set": questions.name,
+    return {**judge.identity(), "mode": mode, "seed": seed, "jitter": JITTER_SCHEME, "question_set": questions.name,
             "questions": {q.id: q.text for q in questions.questions}}
 
 
@@ -69,7 +81,7 @@ def score_videos(store: Store, judge: Judge, questions: QuestionSet, *, models: 
     summary.results = [
         {"job_id": a["job_id"], "model": chosen[a["job_id"]], "evaluation": evaluation, "judge": a["judge"],
          "mode": a["mode"], "question_id": a["question_id"], "run_index": a["run_index"], "score": a["score"],
-         "raw": a["raw"]}
+         "valid_mass": a["valid_mass"], "raw": a["raw"]}
         for a in store.answers(evaluation) if a["job_id"] in chosen
     ]
     return summary
@@ -83,7 +95,7 @@ def _score_run(store: Store, judge: Judge, video: dict, applicable: list, evalua
     if not todo:  # another process finished it meanwhile
         summary.skipped += 1
         return False
-    jitter = None if run_index == 0 else seed + run_index
+    jitter = jitter_seed(seed, video["item_id"], run_index)
     try:
         encoded = judge.encode(Path(video["path"]), jitter_seed=jitter)
     except MediaError as exc:
@@ -95,7 +107,7 @@ def _score_run(store: Store, judge: Judge, video: dict, applicable: list, evalua
         {"job_id": video["job_id"], "evaluation": evaluation, "judge": judge.name,
          "question_set": options["question_set"], "question_id": q.id, "mode": mode, "run_index": run_index,
          "question": text, "raw": a.text, "score": parse_score(a.text) if mode == "greedy" else a.expected_score,
-         "distribution": a.distribution, "options": {**options, "jitter_seed": jitter}}
+         "distribution": a.distribution, "valid_mass": a.valid_mass, "options": {**options, "jitter_seed": jitter}}
         for q, text, a in zip(todo, texts, answers, strict=True)
     )
     summary.done += 1

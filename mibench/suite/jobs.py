@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mibench.errors import ConfigError
@@ -46,6 +46,7 @@ class Job:
     tempo: float = 1.0
     bpm: float | None = None
     genre: str | None = None
+    tags: dict = field(default_factory=dict, compare=False)  # the prompt's tags (report slices), not hashed
 
     @property
     def item_id(self) -> str:
@@ -117,6 +118,7 @@ def expand(
             tempo=tempo,
             bpm=m.bpm,
             genre=m.genre,
+            tags=dict(p.tags),
         )
         for m, p in _pairs(suite, music)
         for seed in seeds

@@ -46,4 +46,4 @@ class VideoLLaMA2(Judge):
     def ask(self, encoded: EncodedVideo, questions: list[str], *, mode: str = "greedy") -> list[JudgeAnswer]:
         answers = self.model.ask(encoded, questions, mode=mode, max_new_tokens=self.max_new_tokens)
         encoded.prefix = None  # the prefix cache is per video: free it before the next one
-        return [JudgeAnswer(a.text, a.expected_score, a.distribution) for a in answers]
+        return [JudgeAnswer(a.text, a.expected_score, a.distribution, a.valid_mass) for a in answers]
