@@ -26,8 +26,9 @@ Every write is an upsert inside a transaction, so re-running a stage replaces ro
 duplicates, and a killed run loses at most the row in flight. Results are keyed by their settings
 fingerprint: work made under other settings is never reused, and never overwritten (it stays, under
 its own fingerprint). A schema-2 store is upgraded in place when opened (columns added: its jobs have no
-tags, its answers no valid mass: both shown as unknown). WAL mode lets several local processes write to one store. Paths are stored
-relative to the run folder, so a run folder can be moved or copied and used from any directory.
+tags, its answers no valid mass: both shown as unknown). WAL mode lets several local processes write to
+one store. Paths are stored relative to the run folder, so a run folder can be moved or copied and used
+from any directory.
 """
 
 from __future__ import annotations

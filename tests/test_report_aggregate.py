@@ -6,15 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import store_answers
-from scipy.stats import wilcoxon
 
-from mibench.report.aggregate import (
-    aggregate,
-    bootstrap_weights,
-    leaderboard,
-    paired_difference,
-    resampled_means,
-)
+from mibench.report.aggregate import aggregate, leaderboard, paired_difference
+from mibench.report.uncertainty import bootstrap_p, resample, resampled_means
 from mibench.store import Store
 from mibench.suite.jobs import Job
 
@@ -120,7 +114,8 @@ def test_confidence_intervals_are_seeded(store):
     cols = ["ci_low", "ci_high"]
     assert np.array_equal(first[cols].to_numpy(), again[cols].to_numpy(), equal_nan=True)
     assert first["ci_low"].notna().sum() > 10
-    assert not np.array_equal(bootstrap_weights(3, 400, seed=7), bootstrap_weights(3, 400, seed=8))
+    units = pd.DataFrame({"music_id": ["m1", "m2", "m3"], "prompt_id": ["p1"] * 3})
+    assert not np.array_equal(resample(units, 400, seed=7).weights, resample(units, 400, seed=8).weights)
     a = first[(first["model"] == "A") & (first["judge"] == "judge") & (first["mode"] == "greedy")].set_index("key")
     assert 6.0 <= a.at["imaging_quality", "ci_low"] <= a.at["imaging_quality", "mean"]
     assert a.at["imaging_quality", "mean"] <= a.at["imaging_quality", "ci_high"] <= 9.0
@@ -130,8 +125,9 @@ def test_confidence_intervals_are_seeded(store):
 
 def test_resampled_means_match_a_loop():
     values = np.array([[1.0, np.nan], [2.0, 4.0], [6.0, 8.0]])
-    weights = bootstrap_weights(3, 50, seed=3)
-    assert np.array_equal(weights, bootstrap_weights(3, 50, seed=3))
+    units = pd.DataFrame({"music_id": ["m1", "m2", "m3"], "prompt_id": ["p1"] * 3})
+    weights = resample(units, 50, seed=3).weights
+    assert np.array_equal(weights, resample(units, 50, seed=3).weights)
     assert np.all(weights.sum(axis=1) == 3)
     fast = resampled_means(values, weights)
     for b, w in enumerate(weights):
@@ -151,7 +147,8 @@ def test_paired_comparison_on_shared_items(store):
     assert imaging["n_pairs"] == 2 and imaging["mean_diff"] == pytest.approx(1.0)  # (7-6 + 9-8) / 2
     capture = comp.loc["style_capture"]  # A: 4, 5 vs B: 3, 7 on the shared items m1, m2
     assert capture["mean_diff"] == pytest.approx(((4 - 3) + (5 - 7)) / 2)
-    assert capture["p_value"] == pytest.approx(wilcoxon([1.0, -2.0]).pvalue)
+    assert 0.0 < capture["p_value"] <= 1.0 and capture["p_holm"] == capture["p_value"]  # one pair: no correction
+    assert capture["clustering"] == "video"  # two items, two tracks, one prompt: each track holds one item
     # per video an overall score is the mean of its non-missing quality questions
     assert comp.loc["overall", "mean_diff"] == pytest.approx(((7 + 6 + 9 + 5) / 4 - (6 + 5 + 7 + 4) / 4
                                                               + (9 + 7 + 8 + 6) / 4 - (8 + 5 + 9 + 6) / 4) / 2)
@@ -160,12 +157,14 @@ def test_paired_comparison_on_shared_items(store):
 def test_paired_difference_statistics():
     a = np.array([5.0, 6.0, 7.0, 8.0, 9.0, 6.5])
     b = np.array([4.0, 6.5, 5.0, 7.0, 7.5, 6.0])
-    result = paired_difference(pd.Series(a), pd.Series(b), n_boot=1000, seed=1)
+    units = pd.DataFrame({"music_id": [f"m{i}" for i in range(6)], "prompt_id": "p"})
+    result = paired_difference(pd.Series(a), pd.Series(b), units, n_boot=1000, seed=1)
     assert result["mean_diff"] == pytest.approx((a - b).mean())
-    assert result["p_value"] == pytest.approx(wilcoxon(a - b).pvalue)
+    boot = resampled_means((a - b)[:, None], resample(units, 1000, seed=1).weights)[:, 0]
+    assert result["p_value"] == bootstrap_p(boot) and result["p_value"] < 0.05
     assert result["ci_low"] < result["mean_diff"] < result["ci_high"]
-    assert result == paired_difference(pd.Series(a), pd.Series(b), n_boot=1000, seed=1)
-    same = paired_difference(pd.Series(a), pd.Series(a), n_boot=100, seed=1)
+    assert result == paired_difference(pd.Series(a), pd.Series(b), units, n_boot=1000, seed=1)
+    same = paired_difference(pd.Series(a), pd.Series(a), units, n_boot=100, seed=1)
     assert same["mean_diff"] == 0 and same["p_value"] == 1.0
 
 

@@ -9,14 +9,20 @@ Definitions (the paper's protocol, made explicit):
   scores, the "Avg" columns of the paper's Tables 1-3; undefined while one of them has no score;
 - `overall` is the mean of the quality questions (Dance Quality + Video Quality: 8 in the paper's set),
   as the paper's Table 4 computes it; prompt alignment is reported apart and is not part of it;
-- 95% confidence intervals: percentile bootstrap over videos with `n_boot` resamples drawn by
-  `numpy.random.default_rng(seed)` (same seed, same intervals); each statistic is recomputed on each
-  resample, so category and overall intervals carry the correlation between questions. Fewer than two
-  videos: no interval;
+- 95% confidence intervals: percentile bootstrap with `n_boot` resamples drawn by
+  `numpy.random.default_rng(seed)` (same seed, same intervals), clustered by music track and prompt
+  (`uncertainty`: videos sharing a track or a prompt are not independent); the clustering used is
+  recorded per row (`clustering`). Each statistic is recomputed on each resample, so category and overall
+  intervals carry the correlation between questions. Fewer than two videos: no interval;
 - paired comparisons, per judge and mode: jobs of two models share `item_id` (same music window, prompt, seed,
   tempo); per item the difference of the two videos' scores (for a category or overall, a video's
-  score is the mean of its non-missing member questions), their mean with a bootstrap interval over
-  items, and a Wilcoxon signed-rank test (scipy).
+  score is the mean of its non-missing member questions), their mean with a clustered bootstrap interval
+  over items and the bootstrap p-value of "no difference" (`uncertainty.bootstrap_p`), Holm-adjusted
+  within each family: one column (metric) of one judge evaluation and mode, over every pair of models;
+- expected mode: an answer whose judge put less than `min_valid_mass` of its probability on the valid
+  answers 0..10 is excluded (counted in `n_low_mass`, and as missing) when that threshold is given; else
+  it is only flagged (`valid_mass` summary, threshold `FLAG_MASS`). Answers stored before the mass was
+  recorded have none and are never excluded.
 Everything is separated by judge evaluation and mode (`greedy` = the paper's protocol, `expected` =
 the expected-score option): answers made under other judge settings are another evaluation, shown
 beside, never mixed in (`labelled_answers`). Objective metrics (`store.metrics()`: per metric, the
@@ -36,10 +42,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wilcoxon
 
 from mibench.errors import ConfigError
 from mibench.metrics.kinetics import dist_k
+from mibench.report.uncertainty import bootstrap_p, holm, percentile_ci, resample, resampled_means
 from mibench.store import Store
 from mibench.suite.prompts import CATEGORIES, Question, load_question_set
 
@@ -50,6 +56,10 @@ OVERALL = "overall"
 OVERALL_LABEL = "Overall (mean of the quality metrics)"
 GROUP = ["judge", "mode", "model"]
 SCORE_FIELDS = ["mean", "ci_low", "ci_high", "n_videos", "n_answers", "n_missing"]
+UNIT_FIELDS = ["music_id", "prompt_id"]  # what the clustered bootstrap draws (uncertainty.CLUSTER_FACTORS)
+FLAG_MASS = 0.5  # expected-mode answers with less valid mass are flagged in the report
+COMPARISON_FIELDS = ["judge", "mode", "model_a", "model_b", "key", "n_pairs", "mean_diff", "ci_low", "ci_high",
+                     "p_value", "p_holm", "clustering"]
 
 
 @dataclass(frozen=True)
@@ -68,43 +78,21 @@ class Aggregate:
     """All aggregated tables of a run (long form; see `leaderboard` for the wide one)."""
 
     columns: list[Column]
-    per_video: pd.DataFrame  # judge, mode, model, job_id, item_id, question_id, score, n_answers, n_missing
-    scores: pd.DataFrame  # judge, mode, model, key + SCORE_FIELDS
-    objective: pd.DataFrame  # model, key + SCORE_FIELDS (n_answers = jobs with the metric)
-    comparisons: pd.DataFrame  # judge, mode, model_a, model_b, key, n_pairs, mean_diff, ci_low, ci_high, ...
+    per_video: pd.DataFrame  # judge, mode, model, job_id, item_id, music_id, prompt_id, question_id, score,
+    #                          n_answers, n_missing, n_low_mass
+    scores: pd.DataFrame  # judge, mode, model, key + SCORE_FIELDS + clustering
+    objective: pd.DataFrame  # model, key + SCORE_FIELDS + clustering (n_answers = jobs with the metric)
+    comparisons: pd.DataFrame  # COMPARISON_FIELDS
+    valid_mass: pd.DataFrame  # judge, mode, n_answers, n_measured, median, min, n_below, threshold, excluded
     done: dict[str, int]  # model -> number of videos generated (status done)
     seed: int
     n_boot: int
     dist_reference: str | None = None  # the model whose kinetic features normalise Dist_k (None: all)
+    min_valid_mass: float | None = None  # expected-mode answers below it are excluded (None: flagged only)
 
     @property
     def empty(self) -> bool:
         return self.scores.empty and self.objective.empty
-
-
-# -- bootstrap --------------------------------------------------------------------------------------
-def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) resample counts: row b says how often each of n units is drawn in resample b."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-
-
-def resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Column means (NaN = missing, skipped) of every resample: (n, m) values -> (n_boot, m)."""
-    present = ~np.isnan(values)
-    sums = weights @ np.where(present, values, 0.0)
-    counts = weights @ present
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts
-
-
-def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
-    """The 2.5 and 97.5 percentiles of the defined resampled statistics (NaN, NaN when none)."""
-    samples = samples[~np.isnan(samples)]
-    if samples.size == 0:
-        return np.nan, np.nan
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return float(low), float(high)
 
 
 # -- questions and columns --------------------------------------------------------------------------
@@ -143,18 +131,42 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def per_video_scores(answers: list[dict], jobs: list[dict]) -> pd.DataFrame:
-    """One row per (judge, mode, model, video, question): mean over runs, answers and missing answers,
-    from the rows of `store.answers()` and `store.jobs()`."""
-    answers = _frame(answers, ["job_id", "judge", "mode", "question_id", "run_index", "score"])
+def per_video_scores(answers: list[dict], jobs: list[dict], min_valid_mass: float | None = None) -> pd.DataFrame:
+    """One row per (judge, mode, model, video, question): mean over runs, answers, missing answers and
+    answers excluded for low valid mass (see the module docstring), from the rows of `store.answers()`
+    and `store.jobs()`."""
+    answers = _frame(answers, ["job_id", "judge", "mode", "question_id", "run_index", "score", "valid_mass"])
     answers["score"] = answers["score"].astype(float)
-    jobs = _frame(jobs, ["job_id", "item_id", "model"])
+    low = (answers["mode"] == "expected") & (answers["valid_mass"].astype(float) < min_valid_mass) \
+        if min_valid_mass is not None else pd.Series(False, index=answers.index)
+    answers["low_mass"] = low.astype(int)
+    answers.loc[low, "score"] = np.nan
+    jobs = _frame(jobs, ["job_id", "item_id", "model", *UNIT_FIELDS])
     merged = answers.merge(jobs, on="job_id")
-    keys = ["judge", "mode", "model", "job_id", "item_id", "question_id"]
-    grouped = merged.groupby(keys, sort=False).agg(
-        score=("score", "mean"), n_answers=("score", "size"), n_scored=("score", "count")).reset_index()
+    keys = ["judge", "mode", "model", "job_id", "item_id", *UNIT_FIELDS, "question_id"]
+    grouped = merged.groupby(keys, sort=False, dropna=False).agg(
+        score=("score", "mean"), n_answers=("score", "size"), n_scored=("score", "count"),
+        n_low_mass=("low_mass", "sum")).reset_index()
     grouped["n_missing"] = grouped["n_answers"] - grouped["n_scored"]
     return grouped.drop(columns="n_scored")
+
+
+def valid_mass_summary(answers: list[dict], threshold: float, excluded: bool) -> pd.DataFrame:
+    """Per judge evaluation (label) in expected mode: how much probability the judge put on the valid
+    answers 0..10: answers, answers with a recorded mass, its median and minimum, and how many fall
+    below `threshold` (`excluded`: whether those were left out of the scores)."""
+    rows = []
+    expected = [a for a in answers if a["mode"] == "expected"]
+    for (judge, mode), part in itertools.groupby(sorted(expected, key=lambda a: a["judge"]), lambda a: (a["judge"],
+                                                                                                       a["mode"])):
+        part = list(part)
+        masses = np.array([a["valid_mass"] for a in part if a["valid_mass"] is not None], dtype=float)
+        rows.append({"judge": judge, "mode": mode, "n_answers": len(part), "n_measured": int(masses.size),
+                     "median": float(np.median(masses)) if masses.size else np.nan,
+                     "min": float(masses.min()) if masses.size else np.nan,
+                     "n_below": int(np.sum(masses < threshold)), "threshold": threshold, "excluded": excluded})
+    return _frame(rows, ["judge", "mode", "n_answers", "n_measured", "median", "min", "n_below", "threshold",
+                         "excluded"])
 
 
 def video_values(part: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
@@ -169,13 +181,19 @@ def video_values(part: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
 
 
 # -- aggregation ------------------------------------------------------------------------------------
+def _units(part: pd.DataFrame, index: pd.Index, key: str) -> pd.DataFrame:
+    """The clustering fields (music, prompt) of the units `index` (values of `key`) of `part`."""
+    return part.drop_duplicates(key).set_index(key).reindex(index)[UNIT_FIELDS]
+
+
 def _group_scores(part: pd.DataFrame, columns: list[Column], n_boot: int, seed: int) -> list[dict]:
     question_keys = [c.key for c in columns if c.kind == "question"]
     wide = part.pivot(index="job_id", columns="question_id", values="score").reindex(columns=question_keys)
     values = wide.to_numpy(dtype=float)
     counts = part.groupby("question_id")[["n_answers", "n_missing"]].sum().reindex(question_keys, fill_value=0)
     means = resampled_means(values, np.ones((1, len(values))))[0]  # the sample itself
-    boot = resampled_means(values, bootstrap_weights(len(values), n_boot, seed))
+    draws = resample(_units(part, wide.index, "job_id"), n_boot, seed)
+    boot = resampled_means(values, draws.weights)
     index = {key: i for i, key in enumerate(question_keys)}
     rows = []
     for column in columns:
@@ -186,24 +204,28 @@ def _group_scores(part: pd.DataFrame, columns: list[Column], n_boot: int, seed: 
         rows.append({"key": column.key, "mean": point, "ci_low": low, "ci_high": high,
                      "n_videos": int(has_any.sum()),
                      "n_answers": int(counts.loc[list(column.members), "n_answers"].sum()),
-                     "n_missing": int(counts.loc[list(column.members), "n_missing"].sum())})
+                     "n_missing": int(counts.loc[list(column.members), "n_missing"].sum()),
+                     "clustering": draws.clustering})
     return rows
 
 
-def _objective(store: Store, n_boot: int, seed: int, dist_reference: str | None) -> pd.DataFrame:
-    metrics = _frame(store.metrics(), ["job_id", "name", "value", "params"])
+def _objective(metric_rows: list[dict], jobs: list[dict], n_boot: int, seed: int,
+               dist_reference: str | None) -> pd.DataFrame:
+    metrics = _frame(metric_rows, ["job_id", "name", "value", "params"])
     metrics["value"] = metrics["value"].astype(float)
-    merged = metrics.merge(_frame(store.jobs(), ["job_id", "model"]), on="job_id")
+    merged = metrics.merge(_frame(jobs, ["job_id", "model", *UNIT_FIELDS]), on="job_id")
     rows = []
     for (model, name), part in merged.groupby(["model", "name"], sort=True):
         values = part["value"].to_numpy(dtype=float)
         defined = values[~np.isnan(values)]
-        boot = resampled_means(values[:, None], bootstrap_weights(len(values), n_boot, seed))[:, 0]
+        draws = resample(part[UNIT_FIELDS].reset_index(drop=True), n_boot, seed)
+        boot = resampled_means(values[:, None], draws.weights)[:, 0]
         low, high = percentile_ci(boot) if defined.size >= 2 else (np.nan, np.nan)
         rows.append({"model": model, "key": name, "mean": float(defined.mean()) if defined.size else np.nan,
                      "ci_low": low, "ci_high": high, "n_videos": int(defined.size),
-                     "n_answers": len(values), "n_missing": int(len(values) - defined.size)})
-    return _frame(rows + _kinetic_diversity(merged, dist_reference), ["model", "key", *SCORE_FIELDS])
+                     "n_answers": len(values), "n_missing": int(len(values) - defined.size),
+                     "clustering": draws.clustering})
+    return _frame(rows + _kinetic_diversity(merged, dist_reference), ["model", "key", *SCORE_FIELDS, "clustering"])
 
 
 def _kinetic_diversity(metrics: pd.DataFrame, reference: str | None) -> list[dict]:
@@ -226,39 +248,42 @@ def _kinetic_diversity(metrics: pd.DataFrame, reference: str | None) -> list[dic
         value = dist_k(np.array(vectors), reference=pooled)
         rows.append({"model": model, "key": "pose_dist_k", "mean": np.nan if value is None else value,
                      "ci_low": np.nan, "ci_high": np.nan, "n_videos": len(vectors), "n_answers": len(vectors),
-                     "n_missing": 0 if value is not None else len(vectors)})
+                     "n_missing": 0 if value is not None else len(vectors), "clustering": "none (a set statistic)"})
     return rows
 
 
-def paired_difference(a: pd.Series, b: pd.Series, n_boot: int, seed: int) -> dict | None:
-    """Mean of a - b over the items both have, its bootstrap CI and a Wilcoxon signed-rank test."""
+def paired_difference(a: pd.Series, b: pd.Series, units: pd.DataFrame, n_boot: int, seed: int) -> dict | None:
+    """Mean of a - b over the items both have (series indexed by item, `units` their music and prompt),
+    its clustered bootstrap CI and bootstrap p-value (see the module docstring)."""
     both = pd.concat({"a": a, "b": b}, axis=1).dropna()
     diffs = (both["a"] - both["b"]).to_numpy(dtype=float)
     if diffs.size == 0:
         return None
-    boot = bootstrap_weights(diffs.size, n_boot, seed) @ diffs / diffs.size
+    draws = resample(units.reindex(both.index), n_boot, seed)
+    boot = resampled_means(diffs[:, None], draws.weights)[:, 0]
     low, high = percentile_ci(boot) if diffs.size >= 2 else (np.nan, np.nan)
-    if np.any(diffs != 0):
-        test = wilcoxon(diffs)
-        statistic, p_value = float(test.statistic), float(test.pvalue)
-    else:
-        statistic, p_value = 0.0, 1.0
+    p_value = bootstrap_p(boot) if diffs.size >= 2 and np.any(diffs != 0) else 1.0
     return {"n_pairs": int(diffs.size), "mean_diff": float(diffs.mean()), "ci_low": low, "ci_high": high,
-            "wilcoxon_statistic": statistic, "p_value": p_value}
+            "p_value": p_value, "clustering": draws.clustering}
 
 
 def _comparisons(per_video: pd.DataFrame, columns: list[Column], n_boot: int, seed: int) -> pd.DataFrame:
     rows = []
     for (judge, mode), part in per_video.groupby(["judge", "mode"], sort=True):
         tables = {model: video_values(sub, columns) for model, sub in part.groupby("model", sort=True)}
+        units = part.drop_duplicates("item_id").set_index("item_id")[UNIT_FIELDS]
         for model_a, model_b in itertools.combinations(sorted(tables), 2):
             for column in columns:
-                result = paired_difference(tables[model_a][column.key], tables[model_b][column.key], n_boot, seed)
+                result = paired_difference(tables[model_a][column.key], tables[model_b][column.key], units,
+                                           n_boot, seed)
                 if result is not None:
                     rows.append({"judge": judge, "mode": mode, "model_a": model_a, "model_b": model_b,
                                  "key": column.key, **result})
-    return _frame(rows, ["judge", "mode", "model_a", "model_b", "key", "n_pairs", "mean_diff", "ci_low",
-                         "ci_high", "wilcoxon_statistic", "p_value"])
+    table = _frame(rows, [f for f in COMPARISON_FIELDS if f != "p_holm"])
+    table["p_holm"] = np.nan
+    for _, family in table.groupby(["judge", "mode", "key"], sort=False):
+        table.loc[family.index, "p_holm"] = holm(family["p_value"].tolist())
+    return table[COMPARISON_FIELDS]
 
 
 def evaluation_label(judge: str, evaluation: str, shared: bool) -> str:
@@ -277,11 +302,12 @@ def labelled_answers(store: Store) -> list[dict]:
             for a in answers]
 
 
-def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000, dist_reference: str | None = None) -> Aggregate:
+def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000, dist_reference: str | None = None,
+              min_valid_mass: float | None = None) -> Aggregate:
     """Aggregate every judge answer and objective metric of a store (see the module docstring); each
     evaluation (judge settings) is its own group (`labelled_answers`)."""
-    answers = labelled_answers(store)
-    per_video = per_video_scores(answers, store.jobs())
+    answers, jobs = labelled_answers(store), store.jobs()
+    per_video = per_video_scores(answers, jobs, min_valid_mass)
     set_names = sorted({a["question_set"] for a in answers})
     columns = build_columns(list(dict.fromkeys(per_video["question_id"])), _questions(set_names))
     rows = []
@@ -291,29 +317,35 @@ def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000, dist_reference
     return Aggregate(
         columns=columns,
         per_video=per_video,
-        scores=_frame(rows, [*GROUP, "key", *SCORE_FIELDS]),
-        objective=_objective(store, n_boot, seed, dist_reference),
+        scores=_frame(rows, [*GROUP, "key", *SCORE_FIELDS, "clustering"]),
+        objective=_objective(store.metrics(), jobs, n_boot, seed, dist_reference),
         comparisons=_comparisons(per_video, columns, n_boot, seed),
+        valid_mass=valid_mass_summary(answers, FLAG_MASS if min_valid_mass is None else min_valid_mass,
+                                      min_valid_mass is not None),
         done={model: len(store.videos(model)) for model in store.models()},
         seed=seed,
         n_boot=n_boot,
         dist_reference=dist_reference,
+        min_valid_mass=min_valid_mass,
     )
 
 
 def leaderboard(agg: Aggregate) -> pd.DataFrame:
     """The wide table: one row per (judge, mode, model) with the counts of videos (scored, done),
-    answers and missing answers, then per column `<key>`, `<key>_ci_low`, `<key>_ci_high`,
+    answers, missing answers and answers excluded for low valid mass, the bootstrap's clustering, then per
+    column `<key>`, `<key>_ci_low`, `<key>_ci_high`,
     `<key>_n_videos`, `<key>_missing`; objective metrics join as further such columns named
     `objective.<name>` (repeated on each judge/mode row of the model; rows with empty judge and mode
     when the run has objective metrics but no judge answers)."""
     base = _spread(agg.scores, GROUP, [c.key for c in agg.columns])
     counts = agg.per_video.groupby(GROUP).agg(
-        n_videos=("job_id", "nunique"), n_answers=("n_answers", "sum"), n_missing=("n_missing", "sum"))
-    base = counts.reset_index().merge(base, on=GROUP)
+        n_videos=("job_id", "nunique"), n_answers=("n_answers", "sum"), n_missing=("n_missing", "sum"),
+        n_low_mass=("n_low_mass", "sum"))
+    clustering = agg.scores.groupby(GROUP)["clustering"].first()
+    base = counts.join(clustering).reset_index().merge(base, on=GROUP)
     if base.empty and not agg.objective.empty:
         base = pd.DataFrame({"judge": "", "mode": "", "model": sorted(set(agg.objective["model"])),
-                             "n_videos": 0, "n_answers": 0, "n_missing": 0})
+                             "n_videos": 0, "n_answers": 0, "n_missing": 0, "n_low_mass": 0, "clustering": ""})
     base.insert(4, "n_videos_done", [agg.done.get(m, 0) for m in base["model"]])
     objective = agg.objective.assign(key="objective." + agg.objective["key"])
     if not objective.empty:

@@ -6,8 +6,8 @@ score over the answers 0..10, with its distribution and the probability mass the
 eleven answers, `valid_mass`). Runs: run 0 samples frames and audio clips as
 the official judge does; runs 1..N-1 use seeded temporal jitter with a seed drawn from (seed, item,
 run index) (`jitter_seed`), so repeated runs are not identical copies and no two videos of a model share
-one jitter draw (the videos of one item across models do: paired comparisons compare like with like). Each video is encoded once per run and every question of
-that run reuses the encoding.
+one jitter draw (the videos of one item across models do: paired comparisons compare like with like).
+Each video is encoded once per run and every question of that run reuses the encoding.
 
 An evaluation is one set of judge settings (`evaluation_settings`: the judge's identity, i.e. card,
 preset, modal, decoding and weights, plus the mode, the seed and the exact text of every question);

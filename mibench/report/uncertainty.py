@@ -1,0 +1,108 @@
+"""Uncertainty of the report's numbers: the clustered bootstrap, its intervals and p-values, and the Holm
+correction of a family of paired comparisons.
+
+Videos that share a music track (or a prompt) are not independent: a judge that likes one track likes
+every video made on it. The paper's suite crosses 10 tracks with 10 prompts, so a bootstrap over videos
+treats 100 correlated videos as 100 independent ones and its intervals are too narrow. Here each
+resample draws music tracks and prompts, not videos (`CLUSTER_FACTORS`): a factor clusters when it has
+at least two levels and some level holds more than one unit (a factor whose every level holds one
+unit resamples exactly like the units); with two such factors the resample draws both independently
+and weighs a unit by the product of its track's and its prompt's draw counts (the two-way "pigeonhole"
+bootstrap, Owen 2007, for crossed designs); with none it draws the units themselves. A resample whose
+drawn tracks and prompts share no unit has no value and is left out of the percentiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+CLUSTER_FACTORS = {"music_id": "music track", "prompt_id": "prompt"}
+
+
+@dataclass(frozen=True)
+class Resamples:
+    """Bootstrap weights of n units: `weights[b, i]` is how often unit i counts in resample b; `factors`
+    names what was drawn (`CLUSTER_FACTORS` keys; empty: the units themselves)."""
+
+    weights: np.ndarray
+    factors: tuple[str, ...]
+
+    @property
+    def clustering(self) -> str:
+        return " x ".join(CLUSTER_FACTORS[f] for f in self.factors) if self.factors else "video"
+
+
+def clustering_factors(units: pd.DataFrame) -> tuple[str, ...]:
+    """The factors of `CLUSTER_FACTORS` that cluster these units (see the module docstring)."""
+    found = []
+    for factor in CLUSTER_FACTORS:
+        if factor in units:
+            sizes = units[factor].fillna("").value_counts()
+            if len(sizes) >= 2 and sizes.max() >= 2:
+                found.append(factor)
+    return tuple(found)
+
+
+def resample(units: pd.DataFrame, n_boot: int, seed: int, *, clustered: bool = True) -> Resamples:
+    """Weights of `n_boot` resamples of the rows of `units` (columns `music_id`, `prompt_id`), drawn by
+    `numpy.random.default_rng(seed)`: clustered as the module docstring says, or, with `clustered=False`,
+    the naive bootstrap over units (for comparison)."""
+    rng = np.random.default_rng(seed)
+    n = len(units)
+    factors = clustering_factors(units) if clustered else ()
+    if not factors:
+        return Resamples(rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float), ())
+    weights = np.ones((n_boot, n))
+    for factor in factors:
+        codes, levels = pd.factorize(units[factor].fillna(""), sort=True)
+        counts = rng.multinomial(len(levels), np.full(len(levels), 1.0 / len(levels)), size=n_boot)
+        weights *= counts[:, codes]
+    return Resamples(weights, factors)
+
+
+def resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted column means (NaN = missing, skipped) of every resample: (n, m) values -> (n_boot, m);
+    NaN where a resample holds no value of a column."""
+    present = ~np.isnan(values)
+    sums = weights @ np.where(present, values, 0.0)
+    counts = weights @ present
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
+    """The 2.5 and 97.5 percentiles of the defined resampled statistics (NaN, NaN when none)."""
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        return np.nan, np.nan
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def bootstrap_p(samples: np.ndarray) -> float:
+    """Two-sided p-value of "the statistic is 0" from its resampled values: twice the smaller share of
+    resamples on either side of 0, each counted as (k + 1) / (B + 1) so it is never 0 (the test the
+    percentile interval inverts: p < 0.05 exactly when 0 lies outside the 95% interval, up to ties)."""
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        return np.nan
+    below = (np.sum(samples <= 0) + 1) / (samples.size + 1)
+    above = (np.sum(samples >= 0) + 1) / (samples.size + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN and is not counted): the i-th
+    smallest of m is multiplied by m - i (i from 0), made monotone, capped at 1."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    defined = np.flatnonzero(~np.isnan(p))
+    order = defined[np.argsort(p[defined], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
