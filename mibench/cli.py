@@ -277,36 +277,50 @@ def metrics(
 @app.command()
 def report(
     fmt: Annotated[str, typer.Option("--format", help="html (writes report/) or md (prints the tables).")] = "html",
-    reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Add the paper's rows.")] = True,
+    reference: Annotated[bool, typer.Option("--reference/--no-reference",
+                                            help="Add the numbers papers report (reports/*.yaml).")] = True,
     dist_reference: Annotated[str | None, typer.Option("--dist-reference", help="Normalise Dist_k with this "
                                                        "model's videos (e.g. the real AIST dances).")] = None,
+    min_valid_mass: Annotated[float | None, typer.Option(
+        "--min-valid-mass", min=0.0, max=1.0,
+        help="Expected mode: leave out (as missing) answers whose valid mass is below this; default: flag "
+             "those below 0.5 only.")] = None,
     seed: SeedOpt = 0,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Render the run's leaderboard: report/index.html, leaderboard.csv and leaderboard.json (html), or the
-    same tables as Markdown on stdout (md). --json prints the leaderboard's numbers as one JSON document."""
+    """Render the run's leaderboard: report/index.html, leaderboard.csv, slices.csv, leaderboard.json and
+    leaderboard.md (html), or the Markdown on stdout (md). --json prints the leaderboard's numbers as one
+    JSON document. Every format comes from one aggregate."""
     folder = run_dir_of(run, run_dir)
     store = existing_store(folder)
-    if dist_reference is not None and dist_reference not in store.models():
+    if dist_reference is not None and dist_reference not in (models := store.models()):
+        store.close()
         raise ConfigError(f"--dist-reference {dist_reference!r} is not a model of this run",
-                          f"models in this run: {store.models()}")
-    store.close()
-    from mibench.report.render import render_report
-    from mibench.report.text import leaderboard_document, markdown_table
-
+                          f"models in this run: {models}")
     if fmt not in ("html", "md"):
+        store.close()
         raise ConfigError(f"unknown format {fmt!r}", "choose html or md")
+    options = {"reference": reference, "seed": seed, "dist_reference": dist_reference,
+               "min_valid_mass": min_valid_mass}
     if fmt == "md":
-        text = markdown_table(folder, reference=reference, seed=seed, dist_reference=dist_reference)
+        from mibench.report.text import collect, leaderboard_json, markdown
+
+        try:
+            data = collect(store, folder.name, **options)
+        finally:
+            store.close()
+        text = markdown(data)
         if as_json:
-            emit(True, {**leaderboard_document(folder, reference=reference, seed=seed, dist_reference=dist_reference),
-                        "markdown": text})
+            emit(True, {**json.loads(leaderboard_json(data)), "markdown": text})
         else:
             sys.stdout.write(text)
         return
-    index = render_report(folder, reference=reference, seed=seed, dist_reference=dist_reference)
+    store.close()
+    from mibench.report.render import render_report
+
+    index = render_report(folder, **options)
     say(f"report: {index}")
     if as_json:
         document = json.loads((index.parent / "leaderboard.json").read_text(encoding="utf-8"))

@@ -100,20 +100,23 @@ def test_report_markdown_honours_every_flag(tmp_path, music_dir, capsys, monkeyp
     run_cli(["metrics", "--run-dir", str(run_dir)], capsys, monkeypatch)
     md = ["report", "--format", "md", "--run-dir", str(run_dir)]
     code, with_reference, _ = run_cli(md, capsys, monkeypatch)
-    assert code == 0 and "Reported, not measured" in with_reference and "## Objective metrics" in with_reference
+    assert code == 0 and "## Reported by papers, not measured" in with_reference
+    assert "## Objective metrics" in with_reference and "Valid mass: median" in with_reference
     code, without, _ = run_cli(md + ["--no-reference"], capsys, monkeypatch)
-    assert code == 0 and "Reported, not measured" not in without
+    assert code == 0 and "not measured" not in without
+    code, strict, _ = run_cli(md + ["--min-valid-mass", "1.0"], capsys, monkeypatch)
+    assert code == 0 and "(excluded, counted as missing)" in strict and "(flagged)" in with_reference
     code, other_seed, _ = run_cli(md + ["--seed", "7"], capsys, monkeypatch)
     assert code == 0 and "seed 7" in other_seed and "seed 0" in with_reference
     code, plain, _ = run_cli(md + ["--seed", "7", "--no-reference"], capsys, monkeypatch)
     code, out, _ = run_cli(md + ["--json", "--seed", "7", "--no-reference"], capsys, monkeypatch)
     document = json.loads(out)
     assert code == 0 and document["markdown"] == plain
-    assert document["seed"] == 7 and document["reference"] is None and document["leaderboard"]
+    assert document["seed"] == 7 and document["references"] == [] and document["leaderboard"]
     code, _, err = run_cli(md + ["--dist-reference", "ghost"], capsys, monkeypatch)
     _one_line_refusal(code, err, "--dist-reference 'ghost' is not a model of this run")
     code, out, _ = run_cli(["report", "--run-dir", str(run_dir), "--json", "--no-reference"], capsys, monkeypatch)
-    assert code == 0 and json.loads(out)["reference"] is None and json.loads(out)["leaderboard"]
+    assert code == 0 and json.loads(out)["references"] == [] and json.loads(out)["leaderboard"]
 
 
 def test_one_denoising_step_is_refused_before_any_work(tmp_path, music_dir, capsys, monkeypatch):

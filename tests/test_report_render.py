@@ -12,8 +12,9 @@ import pytest
 from conftest import store_answers
 
 from mibench.errors import StoreError
-from mibench.report import markdown_table, render_report
+from mibench.report import render_report
 from mibench.report.aggregate import aggregate, leaderboard
+from mibench.report.text import collect, markdown
 from mibench.report.views import model_page
 from mibench.store import Store
 from mibench.suite.jobs import Job
@@ -29,6 +30,14 @@ QUESTIONS = ("imaging_quality", "aesthetic_quality", "overall_consistency", "sty
 def make_job(model: str, music: str, prompt: str) -> Job:
     return Job(model=model, suite="paper", music_id=music, music_path=None, prompt_id="p", prompt=prompt,
                seed=0, num_frames=49)
+
+
+def markdown_table(run_dir: Path, seed: int = 0) -> str:
+    store = Store.open(run_dir)
+    try:
+        return markdown(collect(store, run_dir.name, seed=seed))
+    finally:
+        store.close()
 
 
 def build_run(run_dir: Path, *, scored: bool = True) -> None:
@@ -107,8 +116,9 @@ def test_leaderboards_like_the_paper_with_reference_rows(run):
     page = read(run, "index.html")
     for title in ("Dance Quality", "Video Quality", "Prompt Alignment", "Summary", "Objective metrics"):
         assert f"<h3>{title}</h3>" in page or f"<h2>{title}</h2>" in page, title
-    assert page.count('class="sortable leaderboard"') == 5
-    assert "Reported in the paper, not measured" in page and "MusicInfuser (Ours)" in page and "7.95" in page
+    assert page.count('class="sortable leaderboard"') == 5 and page.count('class="sortable leaderboard board"') == 1
+    assert "reported in the MusicInfuser paper, not measured" in page and "MusicInfuser (Ours)" in page
+    assert "7.95" in page
     assert "0.2448" in page  # Table 8, objective metrics
     assert 'class="num best"' in page and "<svg" in page and "Paired comparisons" in page
     assert "2 / 3" in page  # EVIL_MODEL: two of three videos scored
@@ -117,7 +127,7 @@ def test_reference_rows_are_optional(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     plain = render_report(copy, reference=False, seed=3).read_text(encoding="utf-8")
-    assert "Reported in the paper" not in plain and "MusicInfuser (Ours)" not in plain
+    assert "not measured" not in plain and "MusicInfuser (Ours)" not in plain
 
 
 def test_model_page_shows_videos_answers_and_metrics(run):
@@ -150,11 +160,11 @@ def test_csv_and_json_match_the_aggregate(run):
     good = csv.set_index("model").loc["good"]
     assert good["n_videos"] == 3 and good["n_missing"] == 1 and good["objective.bas_missing"] == 1
     assert document["seed"] == 3 and "paper" not in document["definitions"]
-    assert document["reference"]["tables"]["dance_quality"]["rows"][3]["dance_quality"] == 7.95
+    assert document["references"][0]["tables"]["dance_quality"]["rows"][3]["dance_quality"] == 7.95
 
 
 def test_same_seed_same_bytes(run):
-    before = {n: read(run, n) for n in ("index.html", "leaderboard.csv", "leaderboard.json")}
+    before = {n: read(run, n) for n in ("index.html", "leaderboard.csv", "leaderboard.json", "leaderboard.md")}
     render_report(run, seed=3)
     assert before == {n: read(run, n) for n in before}
 
@@ -176,7 +186,7 @@ def test_run_without_scores(tmp_path, with_videos):
     page = render_report(run_dir).read_text(encoding="utf-8")
     assert "No scores yet" in page and 'class="sortable leaderboard"' not in page
     assert json.loads(read(run_dir, "leaderboard.json"))["leaderboard"] == []
-    assert "No judge scores yet" in markdown_table(run_dir)
+    assert "No scores yet" in markdown_table(run_dir)
     if with_videos:
         assert "No scores yet for this model." in read(run_dir, model_page("good"))
 

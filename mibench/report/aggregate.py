@@ -26,7 +26,8 @@ Definitions (the paper's protocol, made explicit):
 Everything is separated by judge evaluation and mode (`greedy` = the paper's protocol, `expected` =
 the expected-score option): answers made under other judge settings are another evaluation, shown
 beside, never mixed in (`labelled_answers`). Objective metrics (`store.metrics()`: per metric, the
-values made under the stage options recorded last) are aggregated per model the same way;
+values made under the stage options recorded last) are aggregated per model the same way, and the
+headline score per prompt tag and music genre (`slices`);
 a NULL value is undefined and counted in `n_missing`. `pose_dist_k` (kinetic diversity, the paper's
 Dist_k) is a property of a model's set of videos, not of a video: `kinetics.dist_k` over the kinetic
 feature vectors stored with `pose_kinetic_energy`, z-normalised with the pooled vectors of every model of
@@ -45,6 +46,7 @@ import pandas as pd
 
 from mibench.errors import ConfigError
 from mibench.metrics.kinetics import dist_k
+from mibench.report.slices import slice_scores
 from mibench.report.uncertainty import bootstrap_p, holm, percentile_ci, resample, resampled_means
 from mibench.store import Store
 from mibench.suite.prompts import CATEGORIES, Question, load_question_set
@@ -84,6 +86,7 @@ class Aggregate:
     objective: pd.DataFrame  # model, key + SCORE_FIELDS + clustering (n_answers = jobs with the metric)
     comparisons: pd.DataFrame  # COMPARISON_FIELDS
     valid_mass: pd.DataFrame  # judge, mode, n_answers, n_measured, median, min, n_below, threshold, excluded
+    slices: pd.DataFrame  # slices.SLICE_FIELDS: the headline score per prompt tag and music genre
     done: dict[str, int]  # model -> number of videos generated (status done)
     seed: int
     n_boot: int
@@ -322,6 +325,7 @@ def aggregate(store: Store, *, seed: int = 0, n_boot: int = 1000, dist_reference
         comparisons=_comparisons(per_video, columns, n_boot, seed),
         valid_mass=valid_mass_summary(answers, FLAG_MASS if min_valid_mass is None else min_valid_mass,
                                       min_valid_mass is not None),
+        slices=slice_scores(per_video, columns, jobs, n_boot, seed),
         done={model: len(store.videos(model)) for model in store.models()},
         seed=seed,
         n_boot=n_boot,

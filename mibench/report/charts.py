@@ -1,8 +1,9 @@
 """Inline SVG charts drawn in Python (no JavaScript, no CDN): grouped bars with CI whiskers.
 
 `category_chart` draws vertical bars per category (one colour per model), `metric_chart` horizontal
-bars per metric. Values are judge scores on the 0-10 scale; a missing value draws no bar and says
-"n/a". Every text is escaped (model names come from the user); the result is `markupsafe.Markup`,
+bars per metric, on the judge's 0-10 scale or on a metric's own scale (`scale_max`, e.g. for the
+objective metrics, `nice_max`). A missing value draws no bar and says "n/a". Every text is escaped
+(model names come from the user); the result is `markupsafe.Markup`,
 so Jinja inserts it as is.
 """
 
@@ -34,8 +35,8 @@ def colour(index: int) -> str:
 def _tip(bar: Bar) -> str:
     if math.isnan(bar.value):
         return f"{bar.model}: n/a"
-    ci = "" if math.isnan(bar.low) else f" [{bar.low:.2f}, {bar.high:.2f}]"
-    return f"{bar.model}: {bar.value:.2f}{ci}"
+    ci = "" if math.isnan(bar.low) else f" [{bar.low:.4g}, {bar.high:.4g}]"
+    return f"{bar.model}: {bar.value:.4g}{ci}"
 
 
 def _legend(models: list[str], y: float) -> list[str]:
@@ -90,8 +91,19 @@ def category_chart(title: str, models: list[str], groups: list[tuple[str, list[B
     return _svg(width, top + plot_h + 26, title, body)
 
 
-def metric_chart(title: str, models: list[str], groups: list[tuple[str, list[Bar]]]) -> Markup:
-    """Horizontal grouped bars: one group per metric, one bar per model, CI whiskers."""
+def nice_max(values: list[float]) -> float:
+    """A round axis end at or above the largest value (1, 2 or 5 times a power of ten; 1 when none)."""
+    top = max((v for v in values if not math.isnan(v)), default=0.0)
+    if top <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(top))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= top)
+
+
+def metric_chart(title: str, models: list[str], groups: list[tuple[str, list[Bar]]],
+                 scale_max: float = SCALE_MAX) -> Markup:
+    """Horizontal grouped bars: one group per metric, one bar per model, CI whiskers; the axis runs from 0
+    to `scale_max` in five steps."""
     left, top, plot_w, bar_h, gap = 200.0, 30.0, 420.0, 11.0, 10.0
     group_h = bar_h * max(len(models), 1) + gap
     height = top + group_h * len(groups) + 24
@@ -99,12 +111,13 @@ def metric_chart(title: str, models: list[str], groups: list[tuple[str, list[Bar
     body = _legend(models, 16)
 
     def x_of(v: float) -> float:
-        return left + plot_w * min(max(v, 0.0), SCALE_MAX) / SCALE_MAX
+        return left + plot_w * min(max(v, 0.0), scale_max) / scale_max
 
-    for tick in range(0, 11, 2):
+    for step in range(6):
+        tick = scale_max * step / 5
         x = x_of(tick)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - 20:.1f}" class="grid"/>'
-                    f'<text x="{x:.1f}" y="{height - 6:.1f}" text-anchor="middle">{tick}</text>')
+                    f'<text x="{x:.1f}" y="{height - 6:.1f}" text-anchor="middle">{tick:.3g}</text>')
     for g, (label, bars) in enumerate(groups):
         y0 = top + g * group_h
         body.append(f'<text x="{left - 6}" y="{y0 + bar_h * len(models) / 2 + 4:.1f}" '

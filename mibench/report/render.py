@@ -2,13 +2,18 @@
 
 Layout written by `render_report(run_dir)` (every file written to a temporary name, then renamed):
 
-    runs/<run>/report/index.html              run summary, leaderboards laid out like the paper's
-                                              Tables 1-3 per judge and mode, charts, paired comparisons
+    runs/<run>/report/index.html              the leaderboard first (`board`: ranking, CIs, best marks,
+                                              charts, judges and settings), then how the numbers are
+                                              made, the paper-style tables per judge and mode with paired
+                                              comparisons, slices, objective metrics, reliability, the
+                                              numbers reported by papers, and the run's details (collapsed)
     runs/<run>/report/model-<slug>-<hash>.html one page per model: every video playable (relative path),
                                               its prompt, music, seed, judge answers and metric values
     runs/<run>/report/leaderboard.csv         `aggregate.leaderboard` (one row per judge, mode, model)
-    runs/<run>/report/leaderboard.json        the same rows plus definitions, columns, comparisons and
-                                              the paper's reported numbers (when `reference`)
+    runs/<run>/report/slices.csv              the headline score per prompt tag and music genre
+    runs/<run>/report/leaderboard.json        the same rows plus definitions, columns, ranking,
+                                              comparisons, slices, valid mass and the references
+    runs/<run>/report/leaderboard.md          the same tables as Markdown
 
 The pages work offline: no CDN, inline CSS, one inline sorting script allowed by its hash in the
 page's Content-Security-Policy (so injected scripts would not run even if escaping failed). Untrusted
@@ -31,14 +36,19 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from mibench.report.aggregate import (
-    Aggregate,
-    aggregate,
-    labelled_answers,
-    leaderboard,
-)
+from mibench.report.aggregate import Aggregate, leaderboard
+from mibench.report.board import board_charts
 from mibench.report.reliability import reliability_tables
-from mibench.report.text import leaderboard_json, load_reference, open_run, spreadsheet_csv
+from mibench.report.text import (
+    ReportData,
+    collect,
+    leaderboard_json,
+    markdown,
+    mass_text,
+    model_settings_text,
+    open_run,
+    spreadsheet_csv,
+)
 from mibench.report.views import (
     DEFINITIONS,
     MODE_LABELS,
@@ -48,9 +58,6 @@ from mibench.report.views import (
     librosa_versions,
     model_page,
     objective_definitions,
-    objective_table,
-    sections,
-    settings_text,
 )
 from mibench.store import Store
 
@@ -65,30 +72,23 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _judging(answers: list[dict], evaluations: list[dict]) -> list[dict]:
-    """Per judge evaluation and mode: question sets, runs, answers, missing and the settings used."""
+def _judging(answers: list[dict], evaluations: list[dict], agg: Aggregate) -> list[dict]:
+    """Per judge evaluation and mode: question sets, runs, answers, missing, the settings used and, in
+    expected mode, the valid mass."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for answer in answers:
         groups.setdefault((answer["judge"], answer["mode"]), []).append(answer)
     settings = evaluation_settings_by_label(answers, evaluations)
+    mass = {(r["judge"], r["mode"]): r for r in agg.valid_mass.to_dict("records")}
     return [{"judge": judge, "mode": mode, "protocol": MODE_LABELS.get(mode, mode),
+             "valid_mass": mass_text(mass.get((judge, mode))),
              "question_sets": sorted({r["question_set"] for r in rows}),
              "runs": len({r["run_index"] for r in rows}), "answers": len(rows),
              "missing": sum(r["score"] is None for r in rows), "settings": settings.get((judge, mode), "")}
             for (judge, mode), rows in sorted(groups.items())]
 
 
-def model_settings_text(store: Store, model: str) -> str:
-    """The generator and settings a model name stands for in this run (see `generate --as`)."""
-    held = store.model_settings(model)
-    if held is None:
-        return ""
-    settings = held["settings"]
-    shown = {"preset": settings.get("preset"), **(settings.get("settings") or {})}
-    return f"{held['generator']} ({held['fingerprint']}): {settings_text(shown)}"
-
-
-def _summary(store: Store, agg: Aggregate, answers: list[dict]) -> dict:
+def _summary(store: Store, agg: Aggregate, answers: list[dict], evaluations: list[dict]) -> dict:
     jobs = store.jobs()
     failed = store.videos(status="failed")
     scored = agg.per_video.groupby("model")["job_id"].nunique()
@@ -98,7 +98,7 @@ def _summary(store: Store, agg: Aggregate, answers: list[dict]) -> dict:
     sessions = [{"stage": s["stage"], "started": when(s["started"]), "finished": when(s["finished"]),
                  "options": json.dumps(s["options"], sort_keys=True),
                  "versions": json.dumps(s["versions"], sort_keys=True)} for s in store.sessions()]
-    return {"models": models, "judging": _judging(answers, store.evaluations()), "sessions": sessions,
+    return {"models": models, "judging": _judging(answers, evaluations, agg), "sessions": sessions,
             "seeds": sorted({j["seed"] for j in jobs}), "suites": sorted({j["suite"] for j in jobs}),
             "frames": sorted({j["num_frames"] for j in jobs})}
 
@@ -198,34 +198,55 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None) -> Path:
+def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None,
+                  min_valid_mass: float | None = None) -> Path:
     """Write the run's report folder (see the module docstring); returns the path of index.html."""
     run_dir = Path(run_dir)
     store = open_run(run_dir)
     report_dir = run_dir / REPORT_DIR
     report_dir.mkdir(exist_ok=True)
     env = _environment()
-    ref = load_reference() if reference else None
     try:
-        agg = aggregate(store, seed=seed, dist_reference=dist_reference)
-        answers, metric_rows = labelled_answers(store), store.metrics()
+        data = collect(store, run_dir.name, reference=reference, seed=seed, dist_reference=dist_reference,
+                       min_valid_mass=min_valid_mass)
+        agg = data.agg
         common = {"run": run_dir.name, "definitions": DEFINITIONS, "seed": seed, "n_boot": agg.n_boot}
         for model in store.models():
             page = env.get_template("model.html").render(
                 **common, model=model, scores=_model_scores(agg, model),
-                videos=_videos(store, model, agg, report_dir, answers, metric_rows))
+                videos=_videos(store, model, agg, report_dir, data.answers, data.metric_rows))
             _write(report_dir / model_page(model), page)
-        index = env.get_template("index.html").render(
-            **common, empty=agg.empty, summary=_summary(store, agg, answers),
-            sections=sections(agg, ref, evaluation_settings_by_label(answers, store.evaluations())),
-            objective=objective_table(agg), objective_definitions=objective_definitions(agg),
-            librosa=librosa_versions(metric_rows), dist_reference=agg.dist_reference,
-            reliability=reliability_tables(store),
-            reference=ref)
+        index = env.get_template("index.html").render(**common, **_index_context(store, data))
     finally:
         store.close()
     _write(report_dir / "leaderboard.csv", spreadsheet_csv(leaderboard(agg)))
-    _write(report_dir / "leaderboard.json", leaderboard_json(agg, run_dir, ref))
+    _write(report_dir / "slices.csv", spreadsheet_csv(agg.slices))
+    _write(report_dir / "leaderboard.json", leaderboard_json(data))
+    _write(report_dir / "leaderboard.md", markdown(data))
     _write(report_dir / "index.html", index)
     return report_dir / "index.html"
 
+
+def _index_context(store: Store, data: ReportData) -> dict:
+    agg = data.agg
+    return {"empty": agg.empty, "summary": _summary(store, agg, data.answers, data.evaluations),
+            "board": data.board, "board_charts": board_charts(data.board), "sections": data.sections,
+            "slices": _slice_tables(agg), "objective": data.objective,
+            "objective_definitions": objective_definitions(agg), "librosa": librosa_versions(data.metric_rows),
+            "dist_reference": agg.dist_reference, "reliability": reliability_tables(store),
+            "references": data.references}
+
+
+def _slice_tables(agg: Aggregate) -> list[dict]:
+    """Per judge evaluation, mode and axis: rows of tag values, a cell per model (mean, CI, n)."""
+    tables = []
+    for (judge, mode, axis), part in agg.slices.groupby(["judge", "mode", "axis"], sort=False):
+        models = sorted(set(part["model"]))
+        indexed = part.set_index(["value", "model"])
+        rows = [{"value": value, "cells": [
+            (Cell(*indexed.loc[(value, m), ["mean", "ci_low", "ci_high"]].astype(float)),
+             int(indexed.at[(value, m), "n_videos"])) if (value, m) in indexed.index else (Cell(float("nan")), 0)
+            for m in models]} for value in dict.fromkeys(part["value"])]
+        tables.append({"judge": judge, "mode": mode, "axis": axis, "key": part["key"].iloc[0], "models": models,
+                       "rows": rows, "id": f"slice-{len(tables)}"})
+    return tables

@@ -1,25 +1,46 @@
-"""The report's text outputs: the leaderboard JSON document (`leaderboard.json`, `report --json`), the
-spreadsheet-safe CSV (`leaderboard.csv`) and the Markdown tables (`report --format md`), built from the
-same views as the HTML pages."""
+"""One aggregate of a run (`collect`) and the report's text outputs made from it: the leaderboard JSON
+document (`leaderboard.json`, `report --json`), the spreadsheet-safe CSV (`leaderboard.csv`) and the
+Markdown (`leaderboard.md`, `report --format md`). The HTML pages (`render`) use the same `ReportData`,
+so every format shows the same numbers."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from mibench.errors import StoreError
 from mibench.report.aggregate import OVERALL, Aggregate, aggregate, labelled_answers, leaderboard
-from mibench.report.views import DEFINITIONS, Table, evaluation_settings_by_label, objective_table, sections
-from mibench.resources import data_dir
+from mibench.report.board import Board, BoardRow, build_board
+from mibench.report.references import load_references
+from mibench.report.views import (
+    DEFINITIONS,
+    Section,
+    Table,
+    evaluation_settings_by_label,
+    fmt,
+    objective_table,
+    sections,
+    settings_text,
+)
 from mibench.store import STORE_NAME, Store
 
 
-def load_reference() -> dict:
-    """The paper's reported numbers (reports/paper_reported.yaml)."""
-    return yaml.safe_load((data_dir("reports") / "paper_reported.yaml").read_text(encoding="utf-8"))
+@dataclass
+class ReportData:
+    """Everything a report shows, aggregated once."""
+
+    run: str
+    agg: Aggregate
+    board: Board
+    sections: list[Section]
+    objective: Table | None
+    references: list[dict]
+    answers: list[dict]
+    metric_rows: list[dict]
+    evaluations: list[dict]
 
 
 def open_run(run_dir: Path) -> Store:
@@ -27,6 +48,28 @@ def open_run(run_dir: Path) -> Store:
         raise StoreError(f"{run_dir} has no results store ({STORE_NAME})",
                          "pass the folder of a run made by `mibench generate`")
     return Store.open(run_dir)
+
+
+def model_settings_text(store: Store, model: str) -> str:
+    """The generator and settings a model name stands for in this run (see `generate --as`)."""
+    held = store.model_settings(model)
+    if held is None:
+        return ""
+    settings = held["settings"]
+    shown = {"preset": settings.get("preset"), **(settings.get("settings") or {})}
+    return f"{held['generator']} ({held['fingerprint']}): {settings_text(shown)}"
+
+
+def collect(store: Store, run: str, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None,
+            min_valid_mass: float | None = None) -> ReportData:
+    """Aggregate a run's store once, with the views every format is rendered from."""
+    agg = aggregate(store, seed=seed, dist_reference=dist_reference, min_valid_mass=min_valid_mass)
+    answers, evaluations = labelled_answers(store), store.evaluations()
+    settings = evaluation_settings_by_label(answers, evaluations)
+    references = load_references() if reference else []
+    generators = {model: model_settings_text(store, model) for model in store.models()}
+    return ReportData(run, agg, build_board(agg, settings, generators, references), sections(agg, references, settings),
+                      objective_table(agg), references, answers, store.metrics(), evaluations)
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -41,70 +84,144 @@ def spreadsheet_csv(table: pd.DataFrame) -> str:
     return table.map(safe).to_csv(index=False)
 
 
-def leaderboard_json(agg: Aggregate, run_dir: Path, reference: dict | None) -> str:
-    def records(df) -> list[dict]:
-        return json.loads(df.to_json(orient="records", double_precision=15))
+def _records(df: pd.DataFrame) -> list[dict]:
+    return json.loads(df.to_json(orient="records", double_precision=15))
 
+
+def leaderboard_json(data: ReportData) -> str:
+    agg = data.agg
     columns = [{"key": c.key, "label": c.label, "kind": c.kind, "category": c.category,
                 "members": list(c.members)} for c in agg.columns]
-    document = {"run": run_dir.name, "seed": agg.seed, "n_boot": agg.n_boot, "dist_reference": agg.dist_reference,
-                "definitions": DEFINITIONS,
-                "columns": columns, "leaderboard": records(leaderboard(agg)),
-                "comparisons": records(agg.comparisons), "reference": reference}
+    document = {"run": data.run, "seed": agg.seed, "n_boot": agg.n_boot, "dist_reference": agg.dist_reference,
+                "min_valid_mass": agg.min_valid_mass, "definitions": DEFINITIONS, "columns": columns,
+                "ranking": [r.model for r in data.board.rows],
+                "leaderboard": _records(leaderboard(agg)), "comparisons": _records(agg.comparisons),
+                "slices": _records(agg.slices), "valid_mass": _records(agg.valid_mass),
+                "references": data.references}
     return json.dumps(document, indent=1, ensure_ascii=False)
 
 
-def leaderboard_document(run_dir: Path, *, reference: bool = True, seed: int = 0,
-                         dist_reference: str | None = None) -> dict:
-    """The numbers of `leaderboard.json` (see `render_report`) without writing anything."""
-    store = open_run(Path(run_dir))
-    try:
-        agg = aggregate(store, seed=seed, dist_reference=dist_reference)
-    finally:
-        store.close()
-    return json.loads(leaderboard_json(agg, Path(run_dir), load_reference() if reference else None))
+def mass_text(row: dict | None) -> str:
+    """The valid mass of an expected-mode evaluation in words (empty for greedy)."""
+    if row is None:
+        return ""
+    if not row["n_measured"]:
+        return f"not recorded for its {row['n_answers']} answers (stored before mibench recorded it)"
+    action = "excluded, counted as missing" if row["excluded"] else "flagged"
+    return (f"median {row['median']:.3f}, min {row['min']:.3f} over {row['n_measured']} answers; "
+            f"{row['n_below']} below {row['threshold']:g} ({action})")
 
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None) -> str:
-    """The report as Markdown: per judge evaluation and mode, the paper-style tables with 95% CIs (and the
-    paper's rows with `reference`), then the objective metrics (Dist_k normalised as `dist_reference`)."""
-    store = open_run(Path(run_dir))
-    try:
-        agg = aggregate(store, seed=seed, dist_reference=dist_reference)
-        settings = evaluation_settings_by_label(labelled_answers(store), store.evaluations())
-    finally:
-        store.close()
-    ref = load_reference() if reference else None
-    lines = [f"Overall = {DEFINITIONS[OVERALL]}. Cells: mean [95% CI]; videos = scored / generated. "
-             f"Bootstrap: {agg.n_boot} resamples, seed {seed}."]
-    if agg.scores.empty:
-        lines += ["", "No judge scores yet: run `mibench score` on this run."]
-    for section in sections(agg, ref, settings):
-        lines += ["", f"## {_md(section.judge)} · {section.mode} ({section.protocol})", "", _md(section.settings)]
+def _md_cell(cell) -> str:
+    return f"{'**' + cell.text + '**' if cell.best else cell.text} {cell.ci}".strip()
+
+
+def markdown(data: ReportData) -> str:
+    """The report as Markdown: the leaderboard first, then per judge evaluation and mode the paper-style
+    tables with 95% CIs (and reported rows of papers with the same judge), paired comparisons, slices and
+    the objective metrics."""
+    agg = data.agg
+    lines = [f"# mibench report: {_md(data.run)}", "",
+             f"Overall = {DEFINITIONS[OVERALL]}. Cells: mean [95% CI]; **bold** = best measured value. "
+             f"Bootstrap: {agg.n_boot} resamples, seed {agg.seed}, clustered by music track and prompt."]
+    if agg.empty:
+        lines += ["", "No scores yet: run `mibench score` (and `mibench metrics`) on this run."]
+    lines += _md_board(data.board)
+    for section in data.sections:
+        lines += ["", f"## {_md(section.judge)} · {section.mode} ({section.protocol})", "", _md(section.settings),
+                  "", f"Bootstrap clustering: {_md(section.clustering)}"]
+        mass = agg.valid_mass[(agg.valid_mass["judge"] == section.judge) & (agg.valid_mass["mode"] == section.mode)]
+        for row in mass.to_dict("records"):
+            lines += ["", f"Valid mass: {mass_text(row)}"]
         for table in section.tables:
             lines += ["", *_md_table(table, ["Model", "Videos", *table.headers, "Missing answers"],
                                      lambda row: [row.videos], lambda row: [str(row.missing)])]
             if table.reference:
                 lines += ["", f"Reported, not measured: {_md(table.reference_caption)}", "",
-                          *_md_table(Table(table.id, "", table.headers, table.reference), ["Model", *table.headers],
-                                     lambda row: [], lambda row: [], title=False)]
-    objective = objective_table(agg)
-    if objective is not None:
-        normalised = dist_reference or "all models of the run"
+                          *_md_table(Table(table.id, "", table.headers, table.reference),
+                                     ["Model", "Reported by", *table.headers],
+                                     lambda row: [_md(row.note)], lambda row: [], title=False)]
+        if section.comparisons:
+            lines += ["", "### Paired comparisons", "",
+                      "| A | B | Metric | Pairs | Mean A − B [95% CI] | p | p (Holm) |", "|" + "---|" * 7]
+            lines += [f"| {_md(c['a'])} | {_md(c['b'])} | {_md(c['metric'])} | {c['n']} | {_md_cell(c['diff'])} | "
+                      f"{c['p']} | {c['p_holm']} |" for c in section.comparisons]
+    lines += _md_slices(agg)
+    if data.objective is not None:
+        normalised = agg.dist_reference or "all models of the run"
         lines += ["", f"## Objective metrics (pose_dist_k normalised with {_md(normalised)})", "",
-                  *_md_table(objective, ["Model", *objective.headers, "Missing"], lambda row: [],
+                  *_md_table(data.objective, ["Model", *data.objective.headers, "Missing"], lambda row: [],
                              lambda row: [str(row.missing)], title=False)]
+    lines += _md_references(data.references)
     return "\n".join(lines) + "\n"
+
+
+def _md_references(documents: list[dict]) -> list[str]:
+    lines = ["", "## Reported by papers, not measured"] if documents else []
+    for document in documents:
+        lines += ["", f"### {_md(document['label'])}", "", f"Source: {_md(str(document['source']))}. "
+                  f"Judge: {_md(str(document.get('judge') or 'not stated'))}. "
+                  f"Verified in the paper's text: {'yes' if document['verified'] else 'no (no number shown)'}."]
+        lines += [f"- differs: {_md(str(d))}" for d in document.get("protocol_differences") or []]
+        lines += [f"- left out: {_md(str(d))}" for d in document.get("left_out") or []]
+        for table in document["tables"].values() if document["verified"] else []:
+            keys = table["keys"]
+            lines += ["", _md(table.get("caption", "")), "",
+                      "| " + " | ".join(["Model", *(_md(table["columns"].get(k, k)) for k in keys)]) + " |",
+                      "|" + "---|" * (len(keys) + 1)]
+            lines += ["| " + " | ".join([_md(row["model"]), *(_md(str(row.get(k, ""))) for k in keys)]) + " |"
+                      for row in table["rows"]]
+    return lines
+
+
+def _md_board(board: Board) -> list[str]:
+    if board.empty:
+        return []
+    headers = ["Model", "Videos"] + [f"{h} ({g.title})" for g in board.groups for h in [*g.headers, "missing"]]
+    headers += board.objective_headers
+
+    def cells(row: BoardRow) -> list[str]:
+        out = []
+        for g, group_cells in enumerate(row.cells):
+            out += [_md_cell(c) for c in group_cells] + [str(row.missing[g]) if not row.label else ""]
+        return out + [_md_cell(c) for c in row.objective]
+
+    lines = ["", "## Leaderboard", "", "| " + " | ".join(map(_md, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join([_md(r.model), r.videos, *cells(r)]) + " |" for r in board.rows]
+    for row in board.reference:
+        lines.append("| " + " | ".join([f"{_md(row.model)} ({_md(row.label)})", "", *cells(row)]) + " |")
+    for group in board.groups:
+        lines += ["", f"- {_md(group.title)}: {_md(group.settings)}; bootstrap clustering: {_md(group.clustering)}"]
+    return lines
+
+
+def _md_slices(agg: Aggregate) -> list[str]:
+    lines = []
+    for (judge, mode, axis), part in agg.slices.groupby(["judge", "mode", "axis"], sort=False):
+        models = sorted(set(part["model"]))
+        table = part.set_index(["value", "model"])
+        lines += ["", f"### Slice by {axis} ({_md(judge)} · {mode}, {part['key'].iloc[0]})", "",
+                  "| " + " | ".join([axis, *map(_md, models)]) + " |", "|" + "---|" * (len(models) + 1)]
+        for value in dict.fromkeys(part["value"]):
+            cells = []
+            for model in models:
+                if (value, model) in table.index:
+                    r = table.loc[(value, model)]
+                    cells.append(f"{fmt(r['mean'])} (n={int(r['n_videos'])})")
+                else:
+                    cells.append("—")
+            lines.append("| " + " | ".join([_md(str(value)), *cells]) + " |")
+    return (["", "## Slices"] + lines) if lines else []
 
 
 def _md_table(table: Table, headers: list[str], before, after, *, title: bool = True) -> list[str]:
     lines = [f"### {table.title}", ""] if title else []
     lines += ["| " + " | ".join(map(_md, headers)) + " |", "|" + "---|" * len(headers)]
     for row in table.rows:
-        cells = [f"{'**' + c.text + '**' if c.best else c.text} {c.ci}".strip() for c in row.cells]
+        cells = [_md_cell(c) for c in row.cells]
         lines.append("| " + " | ".join([_md(row.model), *before(row), *cells, *after(row)]) + " |")
     return lines

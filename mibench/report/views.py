@@ -15,6 +15,7 @@ from markupsafe import Markup
 from mibench.metrics.registry import METRICS, better
 from mibench.report.aggregate import CATEGORY_KEYS, OVERALL, Aggregate, Column
 from mibench.report.charts import Bar, category_chart, metric_chart
+from mibench.report.references import judge_rows
 from mibench.suite.jobs import slug
 
 MODE_LABELS = {"greedy": "greedy text answers (the paper's protocol)",
@@ -26,9 +27,16 @@ DEFINITIONS = {
     "category": "the mean of the category's metric scores (the paper's Avg columns)",
     OVERALL: "the mean of the quality metrics (Dance Quality + Video Quality: 8 in the paper's question set), "
              "as the paper's Table 4; prompt alignment is not part of it",
-    "ci": "95% percentile bootstrap over videos",
-    "comparison": "paired over items (same music window, prompt, seed): mean difference A - B, bootstrap CI, "
-                  "Wilcoxon signed-rank p",
+    "ci": "95% percentile bootstrap clustered by music track and prompt: each resample draws tracks and "
+          "prompts, not videos (videos sharing a track or a prompt are not independent); where a suite crosses "
+          "both, both are drawn and a video weighs the product of its track's and prompt's draws (two-way "
+          "bootstrap); the clustering used is named with each table",
+    "comparison": "paired over items (same music window, prompt, seed): mean difference A - B with its clustered "
+                  "bootstrap CI and p-value (twice the share of resamples beyond 0); p adjusted with Holm's "
+                  "method within each metric of a judge evaluation (the family: every pair of models)",
+    "valid_mass": "expected mode only: the probability the judge put on the answers 0..10; answers below the "
+                  "threshold are flagged, and left out (counted as missing) when `report --min-valid-mass` is "
+                  "given",
 }
 
 
@@ -81,6 +89,7 @@ class Section:
     charts: list[Markup]
     comparisons: list[dict]
     settings: str = ""
+    clustering: str = ""
 
     @property
     def protocol(self) -> str:
@@ -105,12 +114,17 @@ def _mark_best(rows: list[Row]) -> None:
             row.cells[i].best = bool(values) and row.cells[i].value == max(values)
 
 
-def _reference_rows(table: dict, keys: list[str]) -> list[Row]:
-    return [Row(model=r["model"], cells=[Cell(float(r.get(k, math.nan))) for k in keys],
-                note=r.get("modality", "")) for r in table["rows"]]
+def _reference(table: Table, documents: list[dict], judge: str, mode: str, key: str, keys: list[str]) -> None:
+    """Add the rows papers report for this table with the same judge card (greedy groups only)."""
+    if mode != "greedy":
+        return
+    found = judge_rows(documents, judge.split(" @")[0], key)
+    table.reference = [Row(model=r["model"], cells=[Cell(float(r.get(k, math.nan))) for k in keys],
+                           note=", ".join(filter(None, [r.get("modality", ""), d["label"]]))) for d, r in found]
+    table.reference_caption = "; ".join(dict.fromkeys(d["tables"][key]["caption"] for d, _ in found))
 
 
-def _tables(agg: Aggregate, judge: str, mode: str, reference: dict | None) -> list[Table]:
+def _tables(agg: Aggregate, judge: str, mode: str, references: list[dict]) -> list[Table]:
     scores = agg.scores[(agg.scores["judge"] == judge) & (agg.scores["mode"] == mode)]
     by_model = {m: part.set_index("key") for m, part in scores.groupby("model", sort=True)}
     scored = agg.per_video[(agg.per_video["judge"] == judge) & (agg.per_video["mode"] == mode)]
@@ -133,9 +147,7 @@ def _tables(agg: Aggregate, judge: str, mode: str, reference: dict | None) -> li
         _mark_best(rows)
         table = Table(id=f"{key}-{slug(judge)}-{mode}", title=category, headers=[c.label for c in columns],
                       rows=rows)
-        if reference and key in reference["tables"]:
-            table.reference = _reference_rows(reference["tables"][key], [c.key for c in columns])
-            table.reference_caption = reference["tables"][key]["caption"]
+        _reference(table, references, judge, mode, key, [c.key for c in columns])
         tables.append(table)
     summary = sorted((c for c in agg.columns if c.kind != "question"), key=lambda c: c.kind != "overall")
     others = [c for c in agg.columns if c.kind == "question" and c.category is None]
@@ -170,16 +182,26 @@ def _comparisons(agg: Aggregate, judge: str, mode: str) -> list[dict]:
     labels = {c.key: c.label for c in agg.columns}
     part = agg.comparisons[(agg.comparisons["judge"] == judge) & (agg.comparisons["mode"] == mode)]
     return [{"a": r["model_a"], "b": r["model_b"], "metric": labels[r["key"]], "n": int(r["n_pairs"]),
-             "diff": Cell(r["mean_diff"], r["ci_low"], r["ci_high"]), "p": fmt(r["p_value"], 3)}
+             "diff": Cell(r["mean_diff"], r["ci_low"], r["ci_high"]), "p": fmt_p(r["p_value"]),
+             "p_holm": fmt_p(r["p_holm"]), "significant": r["p_holm"] < 0.05, "clustering": r["clustering"]}
             for r in part.to_dict("records")]
 
 
-def sections(agg: Aggregate, reference: dict | None, settings: dict[tuple[str, str], str]) -> list[Section]:
+def fmt_p(value: float) -> str:
+    return "—" if value is None or math.isnan(value) else "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def sections(agg: Aggregate, references: list[dict], settings: dict[tuple[str, str], str]) -> list[Section]:
     """One section per judge evaluation and mode, with its settings; the paper's protocol (greedy) first."""
     pairs = sorted(set(agg.scores[["judge", "mode"]].itertuples(index=False, name=None)),
                    key=lambda p: (p[0], p[1] != "greedy", p[1]))
-    return [Section(judge, mode, _tables(agg, judge, mode, reference), _charts(agg, judge, mode),
-                    _comparisons(agg, judge, mode), settings.get((judge, mode), "")) for judge, mode in pairs]
+    def clustering(judge: str, mode: str) -> str:
+        part = agg.scores[(agg.scores["judge"] == judge) & (agg.scores["mode"] == mode)]
+        return ", ".join(f"{model}: {c}" for model, c in part.groupby("model")["clustering"].first().items())
+
+    return [Section(judge, mode, _tables(agg, judge, mode, references), _charts(agg, judge, mode),
+                    _comparisons(agg, judge, mode), settings.get((judge, mode), ""), clustering(judge, mode))
+            for judge, mode in pairs]
 
 
 def objective_table(agg: Aggregate) -> Table | None:

@@ -1,6 +1,8 @@
-// Sort a table's measured rows by clicking a header (again to reverse); empty cells stay last.
+// Sort a table's measured rows by clicking a header of its last header row (again to reverse); empty
+// cells stay last. A first header row, when there is one, only groups the columns.
 document.querySelectorAll("table.sortable").forEach(function (table) {
-  table.querySelectorAll("thead th").forEach(function (th, column) {
+  var headers = table.tHead.rows[table.tHead.rows.length - 1].cells;
+  Array.prototype.forEach.call(headers, function (th, column) {
     th.tabIndex = 0;
     th.title = "sort";
     var sort = function () {
