@@ -1,6 +1,7 @@
 """`mibench demo` end to end: every generator, the judge, the metrics and the report, then the demo's
 report (plus one registered video whose prompt holds a `<script>`) opened in headless Chromium.
-The screenshot is saved to test-artifacts/demo-report.png."""
+The screenshots are saved to test-artifacts/demo-report-first-screen.png (the first screen: the ranking)
+and test-artifacts/demo-report.png (the whole page)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ def test_demo_report_in_chromium(demo, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(index.as_uri())
         assert page.locator("table.leaderboard").count() >= 4
+        # the first screen is the ranking: the leaderboard's header and first rows lie inside the viewport
+        board = page.locator("#leaderboard")
+        assert board.bounding_box()["y"] < 400
+        first_rows = board.locator("tbody.measured tr")
+        assert first_rows.count() == len(cards("generator")) + 1
+        assert first_rows.nth(2).bounding_box()["y"] + first_rows.nth(2).bounding_box()["height"] < 900
+        assert page.locator("h2").first.inner_text() == "Leaderboard"
+        page.screenshot(path=str(ARTIFACTS / "demo-report-first-screen.png"))
         page.screenshot(path=str(ARTIFACTS / "demo-report.png"), full_page=True)
         links = page.locator("a[href^='model-']")
         hrefs = {links.nth(i).get_attribute("href") for i in range(links.count())}

@@ -98,14 +98,23 @@ def test_report_in_chromium(report):
         page.on("pageerror", lambda e: problems.append(str(e)))
 
         page.goto(report.as_uri())
-        assert page.locator("table.leaderboard").count() == 4  # dance, video, prompt alignment, summary
-        assert page.locator("table.leaderboard tbody.reference").count() == 3  # the paper's Tables 1-3, labelled
-        assert "reported in the paper, not measured" in page.locator("tbody.reference").first.inner_text().lower()
-        assert page.locator("svg.chart").count() == 2
+        # the ranking first, then dance, video, prompt alignment and summary tables
+        assert page.locator("table.leaderboard").count() == 5
+        assert page.locator("table.leaderboard").first.get_attribute("id") == "leaderboard"
+        assert page.locator("table.leaderboard tbody.reference").count() == 4  # the paper's rows, labelled
+        assert "reported in the musicinfuser paper, not measured" in \
+            page.locator("tbody.reference").first.inner_text().lower()
+        assert page.locator("svg.chart").count() == 3  # the ranking's scores; the judge section's two
         assert page.evaluate("window.__pwned === undefined")
-        header = page.locator("table.leaderboard").first.locator("thead th").nth(2)
+        board = page.locator("#leaderboard")
+        rows = lambda: board.locator("tbody.measured tr").evaluate_all("rs => rs.map(r => r.dataset.model)")  # noqa: E731
+        assert len(rows()) == 2
+        before = rows()
+        header = board.locator("thead tr").last.locator("th").nth(0)  # Model
         header.click()
         assert header.get_attribute("aria-sort") == "descending"  # the inline script ran (CSP hash ok)
+        assert rows() == sorted(before, reverse=True)
+        assert not page.locator("details#summary").evaluate("d => d.open")  # run details start collapsed
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
 
         page.goto((report.parent / model_page("musicinfuser")).as_uri())

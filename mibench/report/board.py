@@ -91,7 +91,7 @@ def build_board(agg: Aggregate, settings: dict[tuple[str, str], str], generators
               for judge, mode in pairs]
     objective = agg.objective.set_index(["model", "key"])
     objective_keys = [k for k in HEADLINE_OBJECTIVE if not agg.objective.empty and k in set(agg.objective["key"])]
-    models = sorted(set(agg.scores["model"]) | set(agg.objective["model"]))
+    models = sorted(set(agg.done) | set(agg.scores["model"]) | set(agg.objective["model"]))  # unscored too
     per_video = agg.per_video
     rows = []
     for model in models:

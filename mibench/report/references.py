@@ -45,3 +45,12 @@ def judge_rows(documents: list[dict], judge_card: str, key: str) -> list[tuple[d
     prompt_alignment) from documents that used `judge_card`."""
     return [(document, row) for document in documents if document.get("judge_card") == judge_card
             for row in document["tables"].get(key, {}).get("rows", [])]
+
+
+def reported_number(value: object) -> str:
+    """A reported value as the paper prints it: at least two decimals (YAML reads 7.20 as 7.2), more when
+    the paper gives more (0.2448); text (e.g. a modality) as is."""
+    if not isinstance(value, float):
+        return str(value)
+    decimals = len(repr(value).split(".")[1]) if "." in repr(value) and "e" not in repr(value) else 2
+    return f"{value:.{max(2, decimals)}f}"

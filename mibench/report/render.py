@@ -38,6 +38,7 @@ from markupsafe import Markup
 
 from mibench.report.aggregate import Aggregate, leaderboard
 from mibench.report.board import board_charts
+from mibench.report.references import reported_number
 from mibench.report.reliability import reliability_tables
 from mibench.report.text import (
     ReportData,
@@ -187,7 +188,7 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     script = (TEMPLATES / "sort.js").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    env.globals.update(script=Markup(script), script_hash=f"sha256-{digest}", fmt=fmt,
+    env.globals.update(script=Markup(script), script_hash=f"sha256-{digest}", fmt=fmt, reported=reported_number,
                        style=Markup((TEMPLATES / "style.css").read_text(encoding="utf-8")))
     return env
 

@@ -14,7 +14,7 @@ import pandas as pd
 from mibench.errors import StoreError
 from mibench.report.aggregate import OVERALL, Aggregate, aggregate, labelled_answers, leaderboard
 from mibench.report.board import Board, BoardRow, build_board
-from mibench.report.references import load_references
+from mibench.report.references import load_references, reported_number
 from mibench.report.views import (
     DEFINITIONS,
     Section,
@@ -56,7 +56,8 @@ def model_settings_text(store: Store, model: str) -> str:
     if held is None:
         return ""
     settings = held["settings"]
-    shown = {"preset": settings.get("preset"), **(settings.get("settings") or {})}
+    shown = {k: v for k, v in {"preset": settings.get("preset"), **(settings.get("settings") or {})}.items()
+             if v is not None}
     return f"{held['generator']} ({held['fingerprint']}): {settings_text(shown)}"
 
 
@@ -173,8 +174,9 @@ def _md_references(documents: list[dict]) -> list[str]:
             lines += ["", _md(table.get("caption", "")), "",
                       "| " + " | ".join(["Model", *(_md(table["columns"].get(k, k)) for k in keys)]) + " |",
                       "|" + "---|" * (len(keys) + 1)]
-            lines += ["| " + " | ".join([_md(row["model"]), *(_md(str(row.get(k, ""))) for k in keys)]) + " |"
-                      for row in table["rows"]]
+            for row in table["rows"]:
+                values = [_md(reported_number(row.get(k, ""))) for k in keys]
+                lines.append("| " + " | ".join([_md(row["model"]), *values]) + " |")
     return lines
 
 
