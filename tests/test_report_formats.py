@@ -143,3 +143,21 @@ def test_html_csv_json_and_markdown_show_the_same_numbers(run):
         assert markdown[model] == expected, model
     assert document["leaderboard"][0]["clustering"] == "music track x prompt"
     assert len(document["slices"]) == len(pd.read_csv(run / "report" / "slices.csv"))
+
+
+def test_reference_documents_are_labelled_and_unverified_ones_show_no_number(run):
+    from mibench.report.references import load_references
+
+    documents = {d["name"]: d for d in load_references()}
+    assert list(documents)[0] == "paper_reported"
+    assert {"paper_reported", "singdance", "wan_dancer"} <= set(documents)
+    for document in documents.values():
+        assert document["label"].endswith("not measured") and document["source"]
+        if not document["verified"]:
+            assert document["left_out"]
+    assert documents["singdance"].get("judge_card") is None  # no judge: never under a judge's rows
+    page = (run / "report" / "index.html").read_text(encoding="utf-8")
+    wan = page[page.index('id="reference-wan_dancer"'):]
+    wan = wan[:wan.index("</article>")]
+    assert "no: no number is shown" in wan and "<table" not in wan
+    assert "reported in SingDance (arXiv 2608.16220), not measured" in page and "0.2356" in page
