@@ -18,9 +18,10 @@ from conftest import fixture_set
 from safetensors.torch import load_file, save_file
 
 from mibench.errors import ConfigError, MediaError, WeightsError
+from mibench.judges.scoring import answer_distribution
 from mibench.judges.videollama2 import VideoLLaMA2Judge
 from mibench.judges.videollama2 import preprocess as pp
-from mibench.judges.videollama2.decode import StopRules, answer_distribution
+from mibench.judges.videollama2.decode import StopRules
 from mibench.judges.videollama2.preprocess import frame_indices
 from mibench.media.video import probe
 

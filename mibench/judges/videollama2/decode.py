@@ -6,14 +6,8 @@ generation_config.json (applied only to already generated ids: generation starts
 `KeywordsStoppingCriteria(["<|im_end|>"])` (its window arithmetic included) or after
 `max_new_tokens`; decode with `skip_special_tokens=True` and strip.
 
-Expected-score mode reads the answer distribution over "0".."10" from the same prefill. Qwen2 spells
-numbers digit by digit, so "10" is two tokens ("1", "0"). Each answer's probability is the chain
-product along its tokens; an answer that is a prefix of a longer one ("1" of "10") keeps only the
-mass that does not continue into it: P("10") = P("1") P("0" | "1"), P("1") = P("1") (1 - P("0" | "1")).
-A first digit other than "1" is taken as the whole answer (two-digit numbers other than 10 are out
-of range anyway). That costs one extra one-token step per question. Probabilities are the softmax
-of raw logits (temperature 1, no penalty: none applies at the first step), renormalised over the
-eleven answers; `valid_mass` is their total before renormalising.
+Expected-score mode reads the answer distribution over "0".."10" from the same prefill
+(`judges.scoring.answer_distribution`).
 """
 
 from __future__ import annotations
@@ -166,32 +160,3 @@ def greedy_packed(session: KVSession, suffixes: list[torch.Tensor], rules: StopR
             return ids
         embeds = [session.model.embed(ids[i][-1:]) for i in active]
         logits = packed.feed(embeds, active, [packed.start + len(suffixes[i]) + len(ids[i]) - 1 for i in active])
-
-
-def answer_tokens(encode: Callable[[str], list[int]], low: int = 0, high: int = 10) -> dict[str, list[int]]:
-    """Token ids of every answer "low".."high"."""
-    return {str(k): encode(str(k)) for k in range(low, high + 1)}
-
-
-def answer_distribution(session: KVSession, first_logits: torch.Tensor,
-                        answers: dict[str, list[int]]) -> tuple[dict[str, float], float]:
-    """(distribution over the answers, their total raw probability); see the module docstring.
-
-    Every proper prefix of an answer's tokens costs one fed step; the session is cropped back.
-    """
-    start = session.length
-    probs = {(): torch.softmax(first_logits.double(), -1)}
-    for prefix in sorted({tuple(t[:j]) for t in answers.values() for j in range(1, len(t))}, key=len):
-        probs[prefix] = torch.softmax(session.feed_ids(list(prefix)).double(), -1)
-        session.crop(start)
-    mass = {}
-    for name, tokens in answers.items():
-        p = 1.0
-        for j, token in enumerate(tokens):
-            p *= float(probs[tuple(tokens[:j])][token])
-        longer = {t[len(tokens)] for t in answers.values() if len(t) > len(tokens) and t[: len(tokens)] == tokens}
-        if longer:
-            p *= 1.0 - sum(float(probs[tuple(tokens)][c]) for c in longer)
-        mass[name] = p
-    total = sum(mass.values())
-    return ({k: v / total for k, v in mass.items()} if total > 0 else {}), total

@@ -20,16 +20,10 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from mibench.errors import ConfigError
+from mibench.judges.scoring import answer_distribution, answer_tokens
 from mibench.judges.videollama2 import preprocess
 from mibench.judges.videollama2.chat import prompt_chunks
-from mibench.judges.videollama2.decode import (
-    KVSession,
-    StopRules,
-    answer_distribution,
-    answer_tokens,
-    greedy,
-    greedy_packed,
-)
+from mibench.judges.videollama2.decode import KVSession, StopRules, greedy, greedy_packed
 from mibench.judges.videollama2.load import Settings, load_judge
 from mibench.judges.videollama2.model import VideoLLaMA2AV
 from mibench.judges.videollama2.tiny import build_tiny
