@@ -161,3 +161,28 @@ def test_reference_documents_are_labelled_and_unverified_ones_show_no_number(run
     wan = wan[:wan.index("</article>")]
     assert "no: no number is shown" in wan and "<table" not in wan
     assert "reported in SingDance (arXiv 2608.16220), not measured" in page and "0.2356" in page
+
+
+def test_two_judges_show_their_agreement_in_every_format(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "two-judges"
+    shutil.copytree(run, copy)
+    store = Store.open(copy)
+    swapped = {"A": "A", "B": "C-variant", "C-variant": "B"}  # the second judge swaps B and C-variant
+    rows = [{"job_id": j["job_id"], "judge": "qwen2.5-omni", "question_set": "paper", "question_id": q.id,
+             "mode": "greedy", "run_index": 0, "question": q.text, "raw": "", "distribution": None, "options": {},
+             "score": score(swapped[j["model"]], j["music_id"], j["prompt_id"])}
+            for j in store.jobs() for q in QUESTIONS]
+    store_answers(store, rows)
+    store.close()
+    render_report(copy, seed=1)
+    page = (copy / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Cross-judge agreement" in page and "qwen2.5-omni · greedy vs videollama2 · greedy" in page
+    assert "judges disagree on the ranking: B and C-variant swap" in page
+    document = json.loads((copy / "report" / "leaderboard.json").read_text(encoding="utf-8"))
+    overall = next(r for r in document["agreement"] if r["key"] == "overall")
+    assert overall["n_models"] == 3 and overall["pair_agreement"] == pytest.approx(2 / 3)
+    assert overall["kendall_models"] == pytest.approx(1 / 3)
+    markdown = (copy / "report" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "## Cross-judge agreement" in markdown and "B and C-variant swap" in markdown

@@ -41,7 +41,9 @@ from mibench.report.board import board_charts
 from mibench.report.references import reported_number
 from mibench.report.reliability import reliability_tables
 from mibench.report.text import (
+    AGREEMENT_COLUMNS,
     ReportData,
+    agreement_cells,
     collect,
     leaderboard_json,
     markdown,
@@ -232,10 +234,26 @@ def _index_context(store: Store, data: ReportData) -> dict:
     agg = data.agg
     return {"empty": agg.empty, "summary": _summary(store, agg, data.answers, data.evaluations),
             "board": data.board, "board_charts": board_charts(data.board), "sections": data.sections,
+            "agreement": _agreement_tables(data),
             "slices": _slice_tables(agg), "objective": data.objective,
             "objective_definitions": objective_definitions(agg), "librosa": librosa_versions(data.metric_rows),
             "dist_reference": agg.dist_reference, "reliability": reliability_tables(store),
             "references": data.references}
+
+
+def _agreement_tables(data: ReportData) -> list[dict]:
+    """Per pair of judge groups: the statement on the overall ranking and a row per metric."""
+    labels = {c.key: c.label for c in data.agg.columns}
+    tables = []
+    for (ja, ma, jb, mb), part in data.agreement.groupby(["judge_a", "mode_a", "judge_b", "mode_b"], sort=False):
+        rows = part.to_dict("records")
+        headline = next((r for r in rows if r["key"] == "overall"), rows[0])
+        tables.append({"title": f"{ja} · {ma} vs {jb} · {mb}", "id": f"agreement-{len(tables)}",
+                       "headline": headline, "headline_label": labels.get(headline["key"], headline["key"]),
+                       "headers": [label for _, label in AGREEMENT_COLUMNS],
+                       "rows": [{"metric": labels.get(r["key"], r["key"]), "cells": agreement_cells(r),
+                                 "verdict": r["verdict"], "note": r["note"] or ""} for r in rows]})
+    return tables
 
 
 def _slice_tables(agg: Aggregate) -> list[dict]:

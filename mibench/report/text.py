@@ -13,6 +13,7 @@ import pandas as pd
 
 from mibench.errors import StoreError
 from mibench.report.aggregate import OVERALL, Aggregate, aggregate, labelled_answers, leaderboard
+from mibench.report.agreement import agreement
 from mibench.report.board import Board, BoardRow, build_board
 from mibench.report.references import load_references, reported_number
 from mibench.report.views import (
@@ -36,6 +37,7 @@ class ReportData:
     agg: Aggregate
     board: Board
     sections: list[Section]
+    agreement: pd.DataFrame  # agreement.AGREEMENT_FIELDS: cross-judge agreement (empty with one judge)
     objective: Table | None
     references: list[dict]
     answers: list[dict]
@@ -70,7 +72,7 @@ def collect(store: Store, run: str, *, reference: bool = True, seed: int = 0, di
     references = load_references() if reference else []
     generators = {model: model_settings_text(store, model) for model in store.models()}
     return ReportData(run, agg, build_board(agg, settings, generators, references), sections(agg, references, settings),
-                      objective_table(agg), references, answers, store.metrics(), evaluations)
+                      agreement(agg), objective_table(agg), references, answers, store.metrics(), evaluations)
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -98,6 +100,7 @@ def leaderboard_json(data: ReportData) -> str:
                 "ranking": [r.model for r in data.board.rows],
                 "leaderboard": _records(leaderboard(agg)), "comparisons": _records(agg.comparisons),
                 "slices": _records(agg.slices), "valid_mass": _records(agg.valid_mass),
+                "agreement": _records(data.agreement),
                 "references": data.references}
     return json.dumps(document, indent=1, ensure_ascii=False)
 
@@ -132,6 +135,7 @@ def markdown(data: ReportData) -> str:
     if agg.empty:
         lines += ["", "No scores yet: run `mibench score` (and `mibench metrics`) on this run."]
     lines += _md_board(data.board)
+    lines += _md_agreement(data.agreement, {c.key: c.label for c in agg.columns})
     for section in data.sections:
         lines += ["", f"## {_md(section.judge)} · {section.mode} ({section.protocol})", "", _md(section.settings),
                   "", f"Bootstrap clustering: {_md(section.clustering)}"]
@@ -198,6 +202,35 @@ def _md_board(board: Board) -> list[str]:
         lines.append("| " + " | ".join([f"{_md(row.model)} ({_md(row.label)})", "", *cells(row)]) + " |")
     for group in board.groups:
         lines += ["", f"- {_md(group.title)}: {_md(group.settings)}; bootstrap clustering: {_md(group.clustering)}"]
+    return lines
+
+
+AGREEMENT_COLUMNS = [("spearman_models", "Spearman (models)"), ("kendall_models", "Kendall (models)"),
+                     ("spearman_videos", "Spearman (videos)"), ("kendall_videos", "Kendall (videos)"),
+                     ("pair_agreement", "Pairs ordered alike")]
+
+
+def agreement_cells(row: dict) -> list[str]:
+    """A row's statistics as "value [low, high]" texts, in `AGREEMENT_COLUMNS` order."""
+    out = []
+    for key, _ in AGREEMENT_COLUMNS:
+        low, high = row[f"{key}_ci_low"], row[f"{key}_ci_high"]
+        ci = "" if low is None or pd.isna(low) else f" [{fmt(low)}, {fmt(high)}]"
+        out.append(f"{fmt(row[key])}{ci}")
+    return out
+
+
+def _md_agreement(table: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+    if table.empty:
+        return []
+    lines = ["", "## Cross-judge agreement"]
+    for (ja, ma, jb, mb), part in table.groupby(["judge_a", "mode_a", "judge_b", "mode_b"], sort=False):
+        headers = ["Metric", *(label for _, label in AGREEMENT_COLUMNS), "Verdict"]
+        lines += ["", f"### {_md(ja)} · {ma} vs {_md(jb)} · {mb}", "",
+                  "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        for row in part.to_dict("records"):
+            lines.append("| " + " | ".join([_md(labels.get(row["key"], row["key"])), *agreement_cells(row),
+                                             _md(row["verdict"])]) + " |")
     return lines
 
 
