@@ -2,8 +2,9 @@
 
 Card fields: `name`, `kind` (generator | judge), `entry` ("module:Class" that implements it), `title`,
 `description`, `inputs` (text/audio), `weights` (name -> {source: Hugging Face id or local path, files,
-url, note}), `defaults` (the full-size, paper-faithful settings) and `presets` (name -> overrides of
-`defaults`; every card has `tiny`, built locally without downloads, and `full`).
+url, note}), `defaults` (the full-size, paper-faithful settings), `presets` (name -> overrides of
+`defaults`; every card has `tiny`, built locally without downloads, and `full`) and optionally `memory_gb`
+(seconds of video -> the GPU memory the upstream model card states, for `mibench doctor`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Card:
     weights: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)
     presets: dict = field(default_factory=dict)
+    memory_gb: dict = field(default_factory=dict)  # seconds of video -> GPU memory (GB) its model card states
 
     def settings(self, preset: str) -> dict:
         """The card's defaults with the preset's overrides applied."""

@@ -152,3 +152,16 @@ def test_a_registered_video_that_changed_is_refused(tmp_path, capsys, monkeypatc
     code, _, err = run_cli(register, capsys, monkeypatch)
     assert code == 2 and "1 videos changed since they were registered as 'mine' (a)" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_doctor_says_what_a_gpu_runs_of_each_judge():
+    from mibench.cards import card
+    from mibench.doctor import gpu_fit
+
+    qwen3 = card("qwen3-omni", "judge").memory_gb
+    assert gpu_fit(qwen3, 80.0).startswith("fits up to 30 s")  # 77.8 GB = 72.5 GiB fits, 95.8 GB does not
+    assert gpu_fit(qwen3, 140.0).startswith("fits up to 120 s")
+    assert gpu_fit(qwen3, 40.0).startswith("does not fit on the GPU alone")
+    assert gpu_fit(card("qwen2.5-omni", "judge").memory_gb, 40.0).startswith("fits up to 30 s")
+    assert gpu_fit({}, 80.0) == "memory not stated by its model card"
+    assert gpu_fit(qwen3, None).startswith("no GPU here")

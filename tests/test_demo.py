@@ -40,7 +40,9 @@ def test_demo_runs_every_stage(demo):
     assert all(len(store.videos(m)) == 2 for m in generators)  # two synthetic music clips each
     assert all(Path(v["path"]).is_file() for v in videos)
     answers = store.answers()
-    assert len(answers) == len(videos) * len(load_question_set("paper").questions)
+    judges = {c.name for c in cards("judge")}
+    assert set(summary["judges"]) == judges == {a["judge"] for a in answers}  # videollama2 and both Qwen-Omni
+    assert len(answers) == len(judges) * len(videos) * len(load_question_set("paper").questions)
     assert {m["job_id"] for m in store.metrics()} == {v["job_id"] for v in videos}
     assert Path(summary["report"]).is_file()
 
@@ -71,6 +73,7 @@ def test_demo_report_in_chromium(demo, tmp_path):
         assert first_rows.count() == len(cards("generator")) + 1
         assert first_rows.nth(2).bounding_box()["y"] + first_rows.nth(2).bounding_box()["height"] < 900
         assert page.locator("h2").first.inner_text() == "Leaderboard"
+        assert page.locator("#agreement table.agreement").count() >= 3  # three judges: three pairs compared
         page.screenshot(path=str(ARTIFACTS / "demo-report-first-screen.png"))
         page.screenshot(path=str(ARTIFACTS / "demo-report.png"), full_page=True)
         links = page.locator("a[href^='model-']")

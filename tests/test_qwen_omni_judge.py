@@ -19,7 +19,6 @@ from mibench.judges.qwen_omni.tiny import FAMILIES, tiny_processor, tiny_thinker
 from mibench.media.video import write_mp4
 from mibench.store import Store
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 QUESTION = "Rate the imaging quality 0-10 where: 0 = very noisy, 10 = crisp. Output only the number."
 
 
@@ -123,3 +122,14 @@ def test_score_fills_the_store_and_resumes(name, tmp_path, music_dir, capsys, mo
     evaluation = store.evaluations()[0]["settings"]
     assert evaluation["judge"] == name and evaluation["settings"]["family"] == name
     store.close()
+
+
+def test_bench_judge_runs_both_paths_on_the_same_weights(capsys, monkeypatch):
+    code, out, _ = run_cli(["bench", "judge", "--judge", "qwen3-omni", "--repeats", "1", "--max-new-tokens", "2",
+                            "--json"], capsys, monkeypatch)
+    result = json.loads(out)
+    assert code == 0 and result["judge"] == "qwen3-omni" and result["questions"] == 11
+    assert result["answers_identical"]  # the cached path answers exactly as the model card's usage
+    assert result["naive_seconds_per_video"] > 0 and result["cached_seconds_per_video"] > 0
+    code, _, err = run_cli(["bench", "judge", "--judge", "qwen3-omni", "--siglip", "x"], capsys, monkeypatch)
+    assert code == 2 and "does not use --siglip" in err

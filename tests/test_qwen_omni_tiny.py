@@ -11,9 +11,6 @@ import torch
 from mibench.judges.qwen_omni.processor import VideoProcessor
 from mibench.judges.qwen_omni.tiny import FAMILIES, PATCH_SIZE, tiny_processor, tiny_thinker
 
-# transformers' Omni processors call np.arange on 0-d tensors (numpy 2 warns; upstream, harmless)
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
 # Qwen2.5-Omni's card prescribes this system prompt; Qwen3-Omni's sets none for evaluation ("No system prompt
 # should be set for any evaluation benchmark", media before the question, video at fps=2).
 SYSTEM = {

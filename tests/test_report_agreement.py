@@ -96,8 +96,7 @@ def test_reversed_ranking(tmp_path):
     assert row["spearman_videos"] == pytest.approx(-1)
     assert row["n_agreeing"] == 0 and row["pair_agreement"] == 0 and len(row["disagreeing_pairs"]) == 6
     assert row["ranking_b"] == "D > C > B > A"
-    assert row["verdict"] == ("judges disagree on the ranking: A and B swap; A and C swap; A and D swap; "
-                              "B and C swap; B and D swap; C and D swap")
+    assert row["verdict"] == "judges disagree on the ranking: A and B swap; A and C swap; A and D swap; 3 more pairs"
 
 
 def test_one_adjacent_swap_among_four_models(tmp_path):

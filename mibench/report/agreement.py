@@ -17,8 +17,9 @@ Definitions:
   agreeing pairs (`n_agreeing`), `disagreeing_pairs` lists the others as (x, y), x placed before y by
   judge a (its ranking, best first, ties by name);
 - `verdict`: "same ranking" when every pair agrees (the two rankings, ties included, are identical),
-  else "judges disagree on the ranking: " and each disagreeing pair, "x and y swap" or "x and y tie
-  under <judge> only" (judge as "label (mode)"); "fewer than 2 models: nothing to rank" below two;
+  else "judges disagree on the ranking: " and the first `VERDICT_PAIRS` disagreeing pairs, "x and y swap"
+  or "x and y tie under <judge> only" (judge as "label (mode)"), then "<n> more pairs";
+  "fewer than 2 models: nothing to rank" below two;
   `ranking_a` / `ranking_b` write each judge's ranking as "A > B = C";
 - 95% intervals: percentile bootstrap over the shared videos, clustered by music track and prompt
   (`uncertainty.resample(units, n_boot, seed)`, the same draws for every statistic of a row). On each
@@ -43,6 +44,7 @@ from mibench.report.uncertainty import percentile_ci, resample
 MIN_MODELS = 3  # fewer models: no rank correlation over models
 MIN_VIDEOS = 3  # fewer shared videos: no correlation over videos
 TIE_DECIMALS = 9  # model means equal to this many decimals are tied
+VERDICT_PAIRS = 3  # a verdict names this many disagreeing pairs, then counts the rest (all in disagreeing_pairs)
 STATISTICS = ["spearman_models", "kendall_models", "spearman_videos", "kendall_videos", "pair_agreement"]
 AGREEMENT_FIELDS = ["judge_a", "mode_a", "judge_b", "mode_b", "key", "n_models", "n_videos", "n_pairs",
                     "n_agreeing", *[f"{s}{suffix}" for s in STATISTICS for suffix in ("", "_ci_low", "_ci_high")],
@@ -124,7 +126,9 @@ def _orderings(models: list[str], mean_a: np.ndarray, mean_b: np.ndarray, label_
     if len(models) < 2:
         verdict = "fewer than 2 models: nothing to rank"
     else:
-        verdict = "same ranking" if not items else "judges disagree on the ranking: " + "; ".join(items)
+        more = len(items) - VERDICT_PAIRS
+        shown = items[:VERDICT_PAIRS] + ([f"{more} more pairs"] if more > 0 else [])
+        verdict = "same ranking" if not items else "judges disagree on the ranking: " + "; ".join(shown)
     return {"disagreeing_pairs": disagreeing, "ranking_a": ranking_a, "ranking_b": ranking_b, "verdict": verdict,
             "n_agreeing": len(models) * (len(models) - 1) // 2 - len(disagreeing)}
 

@@ -51,7 +51,8 @@ class BoardRow:
     objective: list[Cell]
     videos: str = ""
     href: str | None = None
-    generator: str = ""
+    generator: str = ""  # the generator and its settings fingerprint
+    settings: str = ""  # ... and every setting (shown on hover)
     label: str = ""  # reference rows: "reported in <paper>, not measured"
 
 
@@ -105,7 +106,7 @@ def build_board(agg: Aggregate, settings: dict[tuple[str, str], str], generators
         scored = per_video.loc[per_video["model"] == model, "job_id"].nunique()
         rows.append(BoardRow(model, cells, missing, [_cell(objective, (model, k)) for k in objective_keys],
                              videos=f"{scored} / {agg.done.get(model, 0)}", href=model_page(model),
-                             generator=generators.get(model, "")))
+                             generator=generators.get(model, "").split(": ")[0], settings=generators.get(model, "")))
     rows.sort(key=lambda r: _order(r))
     _mark_best(rows, groups, objective_keys)
     return Board(groups, objective_keys, rows, _reference_rows(groups, objective_keys, references or []))

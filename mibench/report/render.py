@@ -241,9 +241,16 @@ def _index_context(store: Store, data: ReportData) -> dict:
             "references": data.references}
 
 
+def _agreement_row(row: dict, labels: dict[str, str]) -> dict:
+    return {"metric": labels.get(row["key"], row["key"]), "cells": agreement_cells(row), "verdict": row["verdict"],
+            "note": row["note"] or ""}
+
+
 def _agreement_tables(data: ReportData) -> list[dict]:
-    """Per pair of judge groups: the statement on the overall ranking and a row per metric."""
+    """Per pair of judge groups: the statement on the overall ranking, a row per summary column (overall and
+    categories), and one per question (shown collapsed)."""
     labels = {c.key: c.label for c in data.agg.columns}
+    summary = {c.key for c in data.agg.columns if c.kind != "question"}
     tables = []
     for (ja, ma, jb, mb), part in data.agreement.groupby(["judge_a", "mode_a", "judge_b", "mode_b"], sort=False):
         rows = part.to_dict("records")
@@ -251,8 +258,8 @@ def _agreement_tables(data: ReportData) -> list[dict]:
         tables.append({"title": f"{ja} · {ma} vs {jb} · {mb}", "id": f"agreement-{len(tables)}",
                        "headline": headline, "headline_label": labels.get(headline["key"], headline["key"]),
                        "headers": [label for _, label in AGREEMENT_COLUMNS],
-                       "rows": [{"metric": labels.get(r["key"], r["key"]), "cells": agreement_cells(r),
-                                 "verdict": r["verdict"], "note": r["note"] or ""} for r in rows]})
+                       "rows": [_agreement_row(r, labels) for r in rows if r["key"] in summary],
+                       "questions": [_agreement_row(r, labels) for r in rows if r["key"] not in summary]})
     return tables
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mibench.cli_common import DeviceOpt, JsonOpt, PresetOpt, check_preset, emit
+from mibench.errors import ConfigError
 
 bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Measure speed and peak memory of a stage.")
 
@@ -34,6 +35,7 @@ def bench_generate(
 
 @bench_app.command("judge")
 def bench_judge(
+    judge: Annotated[str, typer.Option("--judge", help="videollama2, qwen2.5-omni or qwen3-omni.")] = "videollama2",
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Official-layout checkpoint.")] = None,
     siglip: Annotated[Path | None, typer.Option("--siglip", help="SigLIP folder (default: from config).")] = None,
     video: Annotated[Path | None, typer.Option("--video", help="An mp4 with audio (default: synthetic).")] = None,
@@ -42,6 +44,16 @@ def bench_judge(
     as_json: JsonOpt = False,
 ) -> None:
     """Seconds per scored video: naive per-question path vs cached path, same weights."""
+    if judge != "videollama2":
+        from mibench.cards import card
+        from mibench.speed.omni import bench_omni
+
+        card(judge, "judge")  # an unknown name is refused with the list
+        if siglip is not None:
+            raise ConfigError(f"judge {judge} does not use --siglip", "drop it")
+        _print_bench(bench_omni(judge, checkpoint=checkpoint, video=video, max_new_tokens=max_new_tokens,
+                                repeats=repeats), as_json)
+        return
     from mibench.speed.judge import bench_judge as run
 
     _print_bench(run(checkpoint=checkpoint, siglip=siglip, video=video, max_new_tokens=max_new_tokens,
