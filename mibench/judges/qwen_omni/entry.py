@@ -4,10 +4,13 @@ Weights: the `tiny` preset without `--checkpoint` builds a seeded random thinker
 download). Otherwise `--checkpoint DIR` (a released checkpoint folder: the full Omni model; only its thinker is
 loaded) or the card's Hugging Face id. On CUDA the thinker loads in bf16 with `device_map="auto"`, so what does not
 fit the GPU (`max_memory`, card setting `gpu_memory`) is offloaded to the CPU; on the CPU it runs in float32.
+Loading is strict: the folder's model type must be the family's, and a missing, unexpected or mis-shaped
+tensor is refused with one line.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -16,6 +19,10 @@ from mibench.errors import WeightsError
 from mibench.fingerprint import weights_identity
 from mibench.judges.base import Judge, JudgeAnswer
 from mibench.judges.qwen_omni.judge import Encoded, OmniJudge
+
+# config.json model types of a released full checkpoint and of a thinker saved alone
+MODEL_TYPES = {"qwen2.5-omni": ("qwen2_5_omni", "qwen2_5_omni_thinker"),
+               "qwen3-omni": ("qwen3_omni_moe", "qwen3_omni_moe_thinker")}
 
 
 class QwenOmni(Judge):
@@ -40,19 +47,34 @@ class QwenOmni(Judge):
         return self._model
 
     def _load(self, source: str | Path) -> OmniJudge:
+        from safetensors import SafetensorError
+
         from mibench.judges.qwen_omni.processor import load_processor
         from mibench.judges.qwen_omni.tiny import THINKER_CLASSES
         from mibench.weights import resolve
 
         folder = resolve(source, ["config.json", "preprocessor_config.json"], what=f"{self.family} checkpoint")
-        cuda = self.device.startswith("cuda")
-        placement = {"dtype": torch.bfloat16, "device_map": "auto",
-                     "max_memory": {0: self.settings.get("gpu_memory", "70GiB"), "cpu": "200GiB"}} if cuda else {}
+        fix = f"pass the folder of the released {self.card.weights['checkpoint']['source']}"
         try:
-            thinker = THINKER_CLASSES[self.family].from_pretrained(folder, **placement)
-        except (OSError, ValueError, KeyError) as exc:
+            model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"cannot read {folder / 'config.json'}: {exc}".splitlines()[0], fix) from exc
+        if model_type not in MODEL_TYPES[self.family]:  # checked first: transformers would build a full-size
+            raise WeightsError(f"{folder} holds a {model_type!r} checkpoint, not a {self.family} one", fix)  # model
+        cuda = self.device.startswith("cuda")
+        placement = ({"dtype": torch.bfloat16, "device_map": "auto",
+                      "max_memory": {0: self.settings.get("gpu_memory", "70GiB"), "cpu": "200GiB"}} if cuda
+                     else {"dtype": torch.float32})
+        try:
+            thinker, info = THINKER_CLASSES[self.family].from_pretrained(folder, output_loading_info=True, **placement)
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
             raise WeightsError(f"cannot load the {self.family} thinker from {folder}: {exc}".splitlines()[0],
-                               f"pass the folder of the released {self.card.weights['checkpoint']['source']}") from exc
+                               fix) from exc
+        wrong = {k: sorted(map(str, info[k])) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")
+                 if info.get(k)}
+        if wrong:
+            raise WeightsError(f"the checkpoint {folder} does not match the {self.family} thinker: "
+                               + "; ".join(f"{k.split('_')[0]} {', '.join(v[:3])}" for k, v in wrong.items()), fix)
         return OmniJudge(thinker if cuda else thinker.to(self.device), load_processor(self.family, folder),
                          self.family)
 
