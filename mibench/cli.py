@@ -46,12 +46,16 @@ from mibench.cli_common import (
 )
 from mibench.errors import ConfigError, MibenchError
 from mibench.speed.commands import bench_app
+from mibench.train.commands import prepare_command, select_layers_command, train_command
 
 EXIT_CODES = ("Exit codes: 0 all done; 1 some items failed (each named in the summary, the rest done and kept); "
               "2 user error (one line: cause and fix).")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Generate, score and report music-to-dance videos (MusicInfuser benchmark). " + EXIT_CODES)
 app.add_typer(bench_app, name="bench")
+app.command("prepare")(prepare_command)
+app.command("train")(train_command)
+app.command("select-layers")(select_layers_command)
 
 
 @app.callback()
@@ -394,3 +398,7 @@ def main() -> None:
             raise
         err.print(f"[bold red]error:[/bold red] {escape(found.line())}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # `accelerate launch -m mibench.cli train ...`
+    main()

@@ -33,9 +33,11 @@ def quiet_libraries(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     for module in ("transformers", "diffusers"):
         try:
-            __import__(f"{module}.utils.logging", fromlist=["set_verbosity_error"]).set_verbosity_error()
+            library = __import__(f"{module}.utils.logging", fromlist=["set_verbosity_error"])
         except ImportError:  # noqa: PERF203 - optional: only what is installed is silenced
             continue
+        library.set_verbosity_error()
+        library.disable_progress_bar()  # their tqdm bars (e.g. "Writing model shards") are not mibench's
     import av.logging
 
     av.logging.set_level(None)

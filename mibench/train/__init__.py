@@ -1,0 +1,1 @@
+"""Training MusicInfuser adapters: data preparation, the training loop, layer selection."""
