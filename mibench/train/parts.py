@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLMochi, MochiTransformer3DModel
-from torch.utils.checkpoint import checkpoint
 
 from mibench.errors import WeightsError
 from mibench.generators.musicinfuser.adapter import ADAPTER_NAME, AUDIO_MODULES, LoraSpec, lora_layout
@@ -129,23 +128,6 @@ def make_trainable(transformer: MochiTransformer3DModel, recipe: Recipe, feat_di
         if param.requires_grad:
             param.data = param.data.float()
     if recipe.grad_checkpointing:
-        transformer.enable_gradient_checkpointing(zica_checkpoint(zica))
+        transformer.enable_gradient_checkpointing(zica.checkpointed)
     return zica, spec
 
-
-def zica_checkpoint(zica: Zica):
-    """diffusers' gradient checkpoint function (non-reentrant), with the audio tokens restored on recompute."""
-
-    def checkpointed(block: torch.nn.Module, *args):
-        tokens = zica._tokens
-
-        def run(*inputs):
-            held, zica._tokens = zica._tokens, tokens
-            try:
-                return block(*inputs)
-            finally:
-                zica._tokens = held
-
-        return checkpoint(run, *args, use_reentrant=False)
-
-    return checkpointed

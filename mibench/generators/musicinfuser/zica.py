@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import MochiTransformer3DModel
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mibench.errors import ConfigError
 
@@ -88,6 +89,22 @@ class Zica:
 
     def _release(self, transformer: nn.Module, args: tuple, output: object) -> None:
         self._tokens = None
+
+    def checkpointed(self, block: nn.Module, *args) -> object:
+        """diffusers' gradient-checkpoint function (non-reentrant) for a transformer with ZICA: the block's
+        recomputation in the backward pass sees the audio tokens of its own forward pass (the forward hook
+        releases them when the transformer's forward ends). `transformer.enable_gradient_checkpointing(
+        zica.checkpointed)`."""
+        tokens = self._tokens
+
+        def run(*inputs):
+            held, self._tokens = self._tokens, tokens
+            try:
+                return block(*inputs)
+            finally:
+                self._tokens = held
+
+        return checkpoint(run, *args, use_reentrant=False)
 
     def _block_hook(self, cross_attention: AudioCrossAttention):
         def hook(block: nn.Module, args: tuple, output: tuple[torch.Tensor, torch.Tensor]):
