@@ -99,3 +99,23 @@ def test_select_layers_feeds_train(prepared, capsys, monkeypatch):
     code, _, err = run_cli(["select-layers", "--out", str(layers), "--preset", "tiny", "--measure", "vibes"],
                            capsys, monkeypatch)
     assert code == 2 and "unknown measure 'vibes'" in err
+
+
+def test_data_parallel_launch_trains_with_two_processes(prepared, capsys, monkeypatch):
+    """`torchrun` (what `accelerate launch` runs) with 2 CPU processes: one log, one checkpoint, and a
+    single-process resume of that run is refused (the data order depends on the process count)."""
+    out = prepared / "prep"
+    if not (out / "manifest.jsonl").is_file():
+        run_cli(["prepare", str(prepared / "videos"), "--out", str(out), "--preset", "tiny", *SIZE,
+                 "--crops-per-minute", "30"], capsys, monkeypatch)
+    dp = prepared / "dp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "mibench.cli", "train",
+               str(out), "--out", str(dp), "--config", "tiny", "--preset", "tiny", "--max-steps", "20"]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "ACCELERATE_USE_CPU": "true"},
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("train: steps 0 -> 20") == 1  # the main process reports
+    assert len(pd.read_csv(dp / "log.csv")) == 20 and (dp / "checkpoints" / "step-20" / "state.json").is_file()
+    code, _, err = run_cli(["train", str(out), "--out", str(dp), "--config", "tiny", "--preset", "tiny"],
+                           capsys, monkeypatch)
+    assert code == 2 and "process" in err

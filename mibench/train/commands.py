@@ -156,6 +156,10 @@ def train_command(
 
         parts = TrainParts.from_weights(weights, recipe, device or PartialState().device)
     summary = train(prepared, out, recipe, model_parts=parts, resume=not fresh, max_steps=max_steps, log=say)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # data parallel: the main process reports and writes
+        return
     if summary.adapter is not None:
         from mibench.train.export import complete_layout
 
