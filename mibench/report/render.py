@@ -61,6 +61,7 @@ from mibench.report.views import (
     librosa_versions,
     model_page,
     objective_definitions,
+    slice_tables,
 )
 from mibench.store import Store
 
@@ -235,7 +236,7 @@ def _index_context(store: Store, data: ReportData) -> dict:
     return {"empty": agg.empty, "summary": _summary(store, agg, data.answers, data.evaluations),
             "board": data.board, "board_charts": board_charts(data.board), "sections": data.sections,
             "agreement": _agreement_tables(data),
-            "slices": _slice_tables(agg), "objective": data.objective,
+            "slices": slice_tables(agg), "objective": data.objective,
             "objective_definitions": objective_definitions(agg), "librosa": librosa_versions(data.metric_rows),
             "dist_reference": agg.dist_reference, "reliability": reliability_tables(store),
             "references": data.references}
@@ -260,19 +261,4 @@ def _agreement_tables(data: ReportData) -> list[dict]:
                        "headers": [label for _, label in AGREEMENT_COLUMNS],
                        "rows": [_agreement_row(r, labels) for r in rows if r["key"] in summary],
                        "questions": [_agreement_row(r, labels) for r in rows if r["key"] not in summary]})
-    return tables
-
-
-def _slice_tables(agg: Aggregate) -> list[dict]:
-    """Per judge evaluation, mode and axis: rows of tag values, a cell per model (mean, CI, n)."""
-    tables = []
-    for (judge, mode, axis), part in agg.slices.groupby(["judge", "mode", "axis"], sort=False):
-        models = sorted(set(part["model"]))
-        indexed = part.set_index(["value", "model"])
-        rows = [{"value": value, "cells": [
-            (Cell(*indexed.loc[(value, m), ["mean", "ci_low", "ci_high"]].astype(float)),
-             int(indexed.at[(value, m), "n_videos"])) if (value, m) in indexed.index else (Cell(float("nan")), 0)
-            for m in models]} for value in dict.fromkeys(part["value"])]
-        tables.append({"judge": judge, "mode": mode, "axis": axis, "key": part["key"].iloc[0], "models": models,
-                       "rows": rows, "id": f"slice-{len(tables)}"})
     return tables

@@ -25,6 +25,7 @@ from mibench.report.views import (
     objective_table,
     sections,
     settings_text,
+    slice_tables,
 )
 from mibench.store import STORE_NAME, Store
 
@@ -236,20 +237,12 @@ def _md_agreement(table: pd.DataFrame, labels: dict[str, str]) -> list[str]:
 
 def _md_slices(agg: Aggregate) -> list[str]:
     lines = []
-    for (judge, mode, axis), part in agg.slices.groupby(["judge", "mode", "axis"], sort=False):
-        models = sorted(set(part["model"]))
-        table = part.set_index(["value", "model"])
-        lines += ["", f"### Slice by {axis} ({_md(judge)} · {mode}, {part['key'].iloc[0]})", "",
-                  "| " + " | ".join([axis, *map(_md, models)]) + " |", "|" + "---|" * (len(models) + 1)]
-        for value in dict.fromkeys(part["value"]):
-            cells = []
-            for model in models:
-                if (value, model) in table.index:
-                    r = table.loc[(value, model)]
-                    cells.append(f"{fmt(r['mean'])} (n={int(r['n_videos'])})")
-                else:
-                    cells.append("—")
-            lines.append("| " + " | ".join([_md(str(value)), *cells]) + " |")
+    for t in slice_tables(agg):
+        lines += ["", f"### Slice by {t['axis']} ({_md(t['judge'])} · {t['mode']}, {t['key']})", "",
+                  "| " + " | ".join([t["axis"], *map(_md, t["models"])]) + " |", "|" + "---|" * (len(t["models"]) + 1)]
+        for row in t["rows"]:
+            cells = [f"{cell.text} (n={n})" if n else "—" for cell, n in row["cells"]]
+            lines.append("| " + " | ".join([_md(str(row["value"])), *cells]) + " |")
     return (["", "## Slices"] + lines) if lines else []
 
 

@@ -1,7 +1,7 @@
 """The views the report pages and the Markdown tables are made of: cells with confidence intervals,
 leaderboard rows and tables laid out like the paper's Tables 1-3, one section per judge evaluation and
-mode (with the settings behind it), charts, paired comparisons, the objective metrics table; the
-labels and definitions every output shares."""
+mode (with the settings behind it), charts, paired comparisons, the slice tables, the objective metrics
+table; the labels and definitions every output shares."""
 
 from __future__ import annotations
 
@@ -272,3 +272,18 @@ def evaluation_settings_by_label(answers: list[dict], evaluations: list[dict]) -
             shown = {k: v for k, v in e["settings"].items() if k not in ("questions", "judge", "mode")}
             out[(a["judge"], a["mode"])] = f"evaluation {e['id']}: {settings_text(shown)}"
     return out
+
+
+def slice_tables(agg: Aggregate) -> list[dict]:
+    """Per judge evaluation, mode and axis: rows of tag values, a cell per model (mean, CI, n)."""
+    tables = []
+    for (judge, mode, axis), part in agg.slices.groupby(["judge", "mode", "axis"], sort=False):
+        models = sorted(set(part["model"]))
+        indexed = part.set_index(["value", "model"])
+        rows = [{"value": value, "cells": [
+            (Cell(*indexed.loc[(value, m), ["mean", "ci_low", "ci_high"]].astype(float)),
+             int(indexed.at[(value, m), "n_videos"])) if (value, m) in indexed.index else (Cell(float("nan")), 0)
+            for m in models]} for value in dict.fromkeys(part["value"])]
+        tables.append({"judge": judge, "mode": mode, "axis": axis, "key": part["key"].iloc[0], "models": models,
+                       "rows": rows, "id": f"slice-{len(tables)}"})
+    return tables
