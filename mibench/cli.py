@@ -46,6 +46,7 @@ from mibench.cli_common import (
 )
 from mibench.errors import ConfigError, MibenchError
 from mibench.speed.commands import bench_app
+from mibench.study.commands import study_app
 from mibench.train.commands import prepare_command, select_layers_command, train_command
 
 EXIT_CODES = ("Exit codes: 0 all done; 1 some items failed (each named in the summary, the rest done and kept); "
@@ -56,6 +57,7 @@ app.add_typer(bench_app, name="bench")
 app.command("prepare")(prepare_command)
 app.command("train")(train_command)
 app.command("select-layers")(select_layers_command)
+app.add_typer(study_app, name="study")
 
 
 @app.callback()
@@ -289,6 +291,8 @@ def report(
         "--min-valid-mass", min=0.0, max=1.0,
         help="Expected mode: leave out (as missing) answers whose valid mass is below this; default: flag "
              "those below 0.5 only.")] = None,
+    exclude_failed_raters: Annotated[bool, typer.Option(
+        "--exclude-failed-raters", help="Human studies: leave out raters who failed an attention check.")] = False,
     seed: SeedOpt = 0,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
@@ -307,7 +311,7 @@ def report(
         store.close()
         raise ConfigError(f"unknown format {fmt!r}", "choose html or md")
     options = {"reference": reference, "seed": seed, "dist_reference": dist_reference,
-               "min_valid_mass": min_valid_mass}
+               "min_valid_mass": min_valid_mass, "exclude_failed_raters": exclude_failed_raters}
     if fmt == "md":
         from mibench.report.text import collect, leaderboard_json, markdown
 

@@ -4,7 +4,8 @@ It writes two synthetic music clips at different tempi into `<run>/music/`, runs
 generator's tiny preset on them (suite `aist`: one fixed caption per track), scores every video with
 every judge's tiny preset in expected-score mode (random weights: the greedy text is gibberish and
 would parse as missing; the expected score over 0..10 always exists, so the report has numbers to
-show; the plumbing is the real one), computes the objective metrics and renders the report.
+show; the plumbing is the real one), computes the objective metrics, creates a small human A/B study
+(MusicInfuser vs MM-Diffusion, two rater links; `mibench study serve` serves it) and renders the report.
 Parts that are not built yet are named, not faked.
 """
 
@@ -40,6 +41,19 @@ def write_demo_music(folder: Path) -> None:
         path = folder / f"synth-{bpm:03d}bpm.wav"
         if not path.is_file():
             write_wav(path, drum_track(bpm, DEMO_SECONDS, sr=SAMPLE_RATE, seed=i), SAMPLE_RATE)
+
+
+def _demo_study(store: Store, run_dir: Path, console: Console) -> dict:
+    """A small blinded study (MusicInfuser vs MM-Diffusion, 2 raters) and how to serve it."""
+    from mibench.report.text import study_ids
+    from mibench.study.model import create_study, load_study, rater_links
+
+    kept = [load_study(store, sid) for sid in study_ids(store)]  # a second demo run keeps the first study
+    study = kept[0] if kept else create_study(store, "musicinfuser", "mmdiffusion", raters=2, checks=1, seed=0)
+    links = rater_links(store, study.id, "http://127.0.0.1:8000")
+    console.print(escape(f"human study {study.id}: serve it with `mibench study serve --run-dir {run_dir} --study "
+                         f"{study.id}`, then open {links[0]['url']}"), highlight=False)
+    return {"id": study.id, "raters": [link["url"] for link in links]}
 
 
 def run_demo(run_dir: Path, console: Console) -> dict:
@@ -101,6 +115,8 @@ def run_demo(run_dir: Path, console: Console) -> dict:
         with session(store, "metrics", {"demo": True}):
             compute_run_metrics(store)
         console.print("computed objective metrics")
+
+    summary["study"] = _demo_study(store, run_dir, console)
 
     try:
         from mibench.report.render import render_report

@@ -18,6 +18,7 @@ def test_wheel_carries_data_folders(tmp_path):
                      "mibench/_data/prompts/questions/paper.yaml", "mibench/_data/baselines/musicinfuser.yaml",
                      "mibench/_data/baselines/videollama2.yaml", "mibench/_data/reports/paper_reported.yaml",
                      "mibench/report/templates/index.html", "mibench/train/configs/paper.yaml",
+                     "mibench/study/templates/rater.html", "mibench/study/questions/paper.yaml",
                      "mibench/judges/videollama2/tiny_tokenizer/vocab.json"):
         assert required in names, required
     assert not any(n.startswith("mibench/_data/") and "__pycache__" in n for n in names)

@@ -44,6 +44,7 @@ from mibench.report.text import (
     AGREEMENT_COLUMNS,
     ReportData,
     agreement_cells,
+    ci_text,
     collect,
     leaderboard_json,
     markdown,
@@ -64,6 +65,7 @@ from mibench.report.views import (
     slice_tables,
 )
 from mibench.store import Store
+from mibench.study.votes import votes_csv
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPORT_DIR = "report"
@@ -203,7 +205,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None,
-                  min_valid_mass: float | None = None) -> Path:
+                  min_valid_mass: float | None = None, exclude_failed_raters: bool = False) -> Path:
     """Write the run's report folder (see the module docstring); returns the path of index.html."""
     run_dir = Path(run_dir)
     store = open_run(run_dir)
@@ -212,7 +214,8 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_
     env = _environment()
     try:
         data = collect(store, run_dir.name, reference=reference, seed=seed, dist_reference=dist_reference,
-                       min_valid_mass=min_valid_mass)
+                       min_valid_mass=min_valid_mass, exclude_failed_raters=exclude_failed_raters)
+        votes = {r.study.id: votes_csv(store, r.study.id) for r in data.studies}
         agg = data.agg
         common = {"run": run_dir.name, "definitions": DEFINITIONS, "seed": seed, "n_boot": agg.n_boot}
         for model in store.models():
@@ -227,6 +230,8 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_
     _write(report_dir / "slices.csv", spreadsheet_csv(agg.slices))
     _write(report_dir / "leaderboard.json", leaderboard_json(data))
     _write(report_dir / "leaderboard.md", markdown(data))
+    for study_id, text in votes.items():
+        _write(report_dir / f"study-{study_id}-votes.csv", text)
     _write(report_dir / "index.html", index)
     return report_dir / "index.html"
 
@@ -239,7 +244,20 @@ def _index_context(store: Store, data: ReportData) -> dict:
             "slices": slice_tables(agg), "objective": data.objective,
             "objective_definitions": objective_definitions(agg), "librosa": librosa_versions(data.metric_rows),
             "dist_reference": agg.dist_reference, "reliability": reliability_tables(store),
-            "references": data.references}
+            "references": data.references, "studies": _study_views(data)}
+
+
+def _study_views(data: ReportData) -> list[dict]:
+    """Per human study: the win-rate rows (with alpha), the checks, the judge agreement, the votes file."""
+    views = []
+    for results in data.studies:
+        alpha = results.agreement.set_index("question_id")
+        rows = [{**r, "win": ci_text(r, "win_rate_a"), "tie": ci_text(r, "tie_rate"),
+                 "alpha": fmt(alpha.at[r["question_id"], "alpha"])} for r in results.win_rates.to_dict("records")]
+        views.append({"study": results.study, "rows": rows, "checks": results.checks.to_dict("records"),
+                      "judges": results.judges.to_dict("records"), "failing": results.failing_raters,
+                      "excluded": results.excluded, "votes": f"study-{results.study.id}-votes.csv"})
+    return views
 
 
 def _agreement_row(row: dict, labels: dict[str, str]) -> dict:

@@ -44,6 +44,7 @@ class ReportData:
     answers: list[dict]
     metric_rows: list[dict]
     evaluations: list[dict]
+    studies: list  # study.analysis.StudyResults of every human study of the run
 
 
 def open_run(run_dir: Path) -> Store:
@@ -64,16 +65,27 @@ def model_settings_text(store: Store, model: str) -> str:
     return f"{held['generator']} ({held['fingerprint']}): {settings_text(shown)}"
 
 
+def study_ids(store: Store) -> list[str]:
+    """The human studies of a run, oldest first (none before `mibench study create` made the table)."""
+    if not store.db.execute("SELECT 1 FROM sqlite_master WHERE name='studies'").fetchone():
+        return []
+    return [r[0] for r in store.db.execute("SELECT id FROM studies ORDER BY created, id")]
+
+
 def collect(store: Store, run: str, *, reference: bool = True, seed: int = 0, dist_reference: str | None = None,
-            min_valid_mass: float | None = None) -> ReportData:
+            min_valid_mass: float | None = None, exclude_failed_raters: bool = False) -> ReportData:
     """Aggregate a run's store once, with the views every format is rendered from."""
+    from mibench.study.analysis import study_results
+
     agg = aggregate(store, seed=seed, dist_reference=dist_reference, min_valid_mass=min_valid_mass)
     answers, evaluations = labelled_answers(store), store.evaluations()
     settings = evaluation_settings_by_label(answers, evaluations)
     references = load_references() if reference else []
     generators = {model: model_settings_text(store, model) for model in store.models()}
     return ReportData(run, agg, build_board(agg, settings, generators, references), sections(agg, references, settings),
-                      agreement(agg), objective_table(agg), references, answers, store.metrics(), evaluations)
+                      agreement(agg), objective_table(agg), references, answers, store.metrics(), evaluations,
+                      [study_results(store, sid, agg=agg, exclude_failed=exclude_failed_raters, seed=seed)
+                       for sid in study_ids(store)])
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -102,6 +114,7 @@ def leaderboard_json(data: ReportData) -> str:
                 "leaderboard": _records(leaderboard(agg)), "comparisons": _records(agg.comparisons),
                 "slices": _records(agg.slices), "valid_mass": _records(agg.valid_mass),
                 "agreement": _records(data.agreement),
+                "studies": [_study_record(r) for r in data.studies],
                 "references": data.references}
     return json.dumps(document, indent=1, ensure_ascii=False)
 
@@ -115,6 +128,14 @@ def mass_text(row: dict | None) -> str:
     action = "excluded, counted as missing" if row["excluded"] else "flagged"
     return (f"median {row['median']:.3f}, min {row['min']:.3f} over {row['n_measured']} answers; "
             f"{row['n_below']} below {row['threshold']:g} ({action})")
+
+
+def _study_record(results) -> dict:
+    study = results.study
+    return {"study": study.id, "model_a": study.model_a, "model_b": study.model_b,
+            "win_rates": _records(results.win_rates), "agreement": _records(results.agreement),
+            "checks": _records(results.checks), "judges": _records(results.judges),
+            "failing_raters": results.failing_raters, "excluded": results.excluded}
 
 
 def _md(text: str) -> str:
@@ -162,8 +183,37 @@ def markdown(data: ReportData) -> str:
         lines += ["", f"## Objective metrics (pose_dist_k normalised with {_md(normalised)})", "",
                   *_md_table(data.objective, ["Model", *data.objective.headers, "Missing"], lambda row: [],
                              lambda row: [str(row.missing)], title=False)]
+    lines += _md_studies(data.studies)
     lines += _md_references(data.references)
     return "\n".join(lines) + "\n"
+
+
+def ci_text(row: dict, key: str, digits: int = 2) -> str:
+    low, high = row[f"{key}_ci_low"], row[f"{key}_ci_high"]
+    return fmt(row[key], digits) + ("" if pd.isna(low) else f" [{fmt(low, digits)}, {fmt(high, digits)}]")
+
+
+def _md_studies(studies: list) -> list[str]:
+    lines = ["", "## Human studies"] if studies else []
+    for results in studies:
+        study = results.study
+        alpha = results.agreement.set_index("question_id")
+        lines += ["", f"### {_md(study.model_a)} vs {_md(study.model_b)} ({study.id})", "",
+                  f"| Question | {_md(study.model_a)} wins (no ties) | Ties | Votes | Raters | Items | "
+                  "Krippendorff's alpha |", "|" + "---|" * 7]
+        for row in results.win_rates.to_dict("records"):
+            lines.append(f"| {_md(row['question'])} | {ci_text(row, 'win_rate_a')} | {ci_text(row, 'tie_rate')} | "
+                         f"{row['n_votes']} | {row['n_raters']} | {row['n_items']} | "
+                         f"{fmt(alpha.at[row['question_id'], 'alpha'])} |")
+        if results.failing_raters:
+            lines += ["", f"Raters failing attention checks: {', '.join(results.failing_raters)}"
+                      f"{' (excluded)' if results.excluded else ' (kept; report --exclude-failed-raters)'}."]
+        if not results.judges.empty:
+            lines += ["", "| Judge | Question | Agreement with the human majority | Cohen's kappa | Items |",
+                      "|" + "---|" * 5]
+            lines += [f"| {_md(r['judge'])} · {r['mode']} | {r['question_id']} | {fmt(r['agreement'])} | "
+                      f"{fmt(r['kappa'])} | {r['n_items']} |" for r in results.judges.to_dict("records")]
+    return lines
 
 
 def _md_references(documents: list[dict]) -> list[str]:

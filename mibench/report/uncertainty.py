@@ -25,20 +25,21 @@ CLUSTER_FACTORS = {"music_id": "music track", "prompt_id": "prompt"}
 @dataclass(frozen=True)
 class Resamples:
     """Bootstrap weights of n units: `weights[b, i]` is how often unit i counts in resample b; `factors`
-    names what was drawn (`CLUSTER_FACTORS` keys; empty: the units themselves)."""
+    names what was drawn (column -> name; empty: the units themselves, called `unit`)."""
 
     weights: np.ndarray
-    factors: tuple[str, ...]
+    factors: dict[str, str]
+    unit: str = "video"
 
     @property
     def clustering(self) -> str:
-        return " x ".join(CLUSTER_FACTORS[f] for f in self.factors) if self.factors else "video"
+        return " x ".join(self.factors.values()) if self.factors else self.unit
 
 
-def clustering_factors(units: pd.DataFrame) -> tuple[str, ...]:
-    """The factors of `CLUSTER_FACTORS` that cluster these units (see the module docstring)."""
+def clustering_factors(units: pd.DataFrame, factors: dict[str, str] = CLUSTER_FACTORS) -> tuple[str, ...]:
+    """The columns of `factors` that cluster these units (see the module docstring)."""
     found = []
-    for factor in CLUSTER_FACTORS:
+    for factor in factors:
         if factor in units:
             sizes = units[factor].fillna("").value_counts()
             if len(sizes) >= 2 and sizes.max() >= 2:
@@ -46,21 +47,22 @@ def clustering_factors(units: pd.DataFrame) -> tuple[str, ...]:
     return tuple(found)
 
 
-def resample(units: pd.DataFrame, n_boot: int, seed: int, *, clustered: bool = True) -> Resamples:
-    """Weights of `n_boot` resamples of the rows of `units` (columns `music_id`, `prompt_id`), drawn by
-    `numpy.random.default_rng(seed)`: clustered as the module docstring says, or, with `clustered=False`,
-    the naive bootstrap over units (for comparison)."""
+def resample(units: pd.DataFrame, n_boot: int, seed: int, *, clustered: bool = True,
+             factors: dict[str, str] = CLUSTER_FACTORS, unit: str = "video") -> Resamples:
+    """Weights of `n_boot` resamples of the rows of `units`, drawn by `numpy.random.default_rng(seed)`:
+    clustered by the columns of `factors` (column -> name; default music track and prompt) as the module
+    docstring says, or, with `clustered=False`, the naive bootstrap over the rows (`unit`s)."""
     rng = np.random.default_rng(seed)
     n = len(units)
-    factors = clustering_factors(units) if clustered else ()
-    if not factors:
-        return Resamples(rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float), ())
+    used = clustering_factors(units, factors) if clustered else ()
+    if not used:
+        return Resamples(rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float), {}, unit)
     weights = np.ones((n_boot, n))
-    for factor in factors:
+    for factor in used:
         codes, levels = pd.factorize(units[factor].fillna(""), sort=True)
         counts = rng.multinomial(len(levels), np.full(len(levels), 1.0 / len(levels)), size=n_boot)
         weights *= counts[:, codes]
-    return Resamples(weights, factors)
+    return Resamples(weights, {f: factors[f] for f in used}, unit)
 
 
 def resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
