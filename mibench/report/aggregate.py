@@ -219,6 +219,7 @@ def _objective(metric_rows: list[dict], jobs: list[dict], n_boot: int, seed: int
     merged = metrics.merge(_frame(jobs, ["job_id", "model", *UNIT_FIELDS]), on="job_id")
     rows = []
     for (model, name), part in merged.groupby(["model", "name"], sort=True):
+        part = part.sort_values("job_id")  # the resample draws by position: independent of the store's row order
         values = part["value"].to_numpy(dtype=float)
         defined = values[~np.isnan(values)]
         draws = resample(part[UNIT_FIELDS].reset_index(drop=True), n_boot, seed)
