@@ -6,7 +6,11 @@
     mibench score --model musicinfuser --judge videollama2
     mibench metrics
     mibench report
-    mibench list | doctor | bench generate|judge|metrics
+    mibench list | doctor | bench generate|judge|metrics|gpu
+    mibench prepare | train | select-layers          # training adapters
+    mibench study create|serve|export                # human A/B studies
+    mibench merge runs/shard-* --into runs/all       # shard runs made without a shared file system
+    (generate, score and metrics take --executor ray for a Ray cluster)
 
 Every command takes `--run NAME` (folder `runs/NAME`) or `--run-dir DIR`; commands that compute
 numbers take `--json` (one JSON document on stdout with every number they stored, logs on stderr).
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -28,13 +33,17 @@ from rich.markup import escape
 
 from mibench.cli_common import (
     DeviceOpt,
+    ExecutorOpt,
     JsonOpt,
     LimitOpt,
+    NoSharedFsOpt,
     PresetOpt,
+    RayAddressOpt,
     RunDirOpt,
     RunOpt,
     SeedOpt,
     ShardOpt,
+    WorkersOpt,
     check_preset,
     chosen_models,
     emit,
@@ -46,6 +55,7 @@ from mibench.cli_common import (
 )
 from mibench.errors import ConfigError, MibenchError
 from mibench.speed.commands import bench_app
+from mibench.stages.merge_command import merge_command
 from mibench.study.commands import study_app
 from mibench.train.commands import prepare_command, select_layers_command, train_command
 
@@ -57,6 +67,7 @@ app.add_typer(bench_app, name="bench")
 app.command("prepare")(prepare_command)
 app.command("train")(train_command)
 app.command("select-layers")(select_layers_command)
+app.command("merge")(merge_command)
 app.add_typer(study_app, name="study")
 
 
@@ -92,6 +103,10 @@ def generate(
     device: DeviceOpt = None,
     limit: LimitOpt = None,
     shard: ShardOpt = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+    no_shared_fs: NoSharedFsOpt = False,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
@@ -99,7 +114,8 @@ def generate(
     """Generate the videos of a suite with a model, or register your own videos (--videos --name).
 
     A model name stands for one set of settings in a run: other settings need --as NAME or a new run.
-    Options a generator does not use are refused. Exit codes: 0 all done, 1 some jobs failed, 2 user error.
+    Options a generator does not use are refused. --executor ray spreads the jobs over Ray actors (this
+    process alone writes the store). Exit codes: 0 all done, 1 some jobs failed, 2 user error.
     """
     from mibench.stages.generate import generate_jobs
     from mibench.store import Store
@@ -114,12 +130,17 @@ def generate(
     from mibench.generators.base import build_generator
     from mibench.progress import progress_bar
     from mibench.provenance import session
+    from mibench.stages.executor import make_executor
     from mibench.suite.jobs import expand, select_shard
     from mibench.suite.music import resolve_music
 
     speed = {"steps": steps, "dtype": dtype, "offload": offload, "vae_tiling": vae_tiling or None,
              "fuse_lora": fuse_lora or None}
-    generator = build_generator(model, preset, weights=weights, device=device, options={"num_frames": frames, **speed})
+    build = partial(build_generator, model, preset, weights=weights, device=device,
+                    options={"num_frames": frames, **speed})
+    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs, build=build,
+                           log=say)
+    generator = build()
     stored_as = as_name or model
     tracks = resolve_music(aist_music, music)
     jobs = select_shard(expand(suite, stored_as, tracks, seeds=[seed + i for i in range(seeds)],
@@ -127,9 +148,10 @@ def generate(
     store = Store.open(folder)
     options = {"model": model, "as": stored_as, "preset": preset, "suite": suite, "seed": seed, "seeds": seeds,
                "tempo": tempo, "limit": limit, "shard": shard, "weights": weights, "device": generator.device,
-               "num_frames": generator.num_frames, "fingerprint": generator.fingerprint, **speed}
+               "num_frames": generator.num_frames, "fingerprint": generator.fingerprint, **speed,
+               "executor": executor, "workers": workers}
     with session(store, "generate", options), progress_bar(err, f"generate {stored_as}", len(jobs)) as bar:
-        summary = generate_jobs(folder, store, generator, jobs, advance=bar.advance, log=say)
+        summary = generate_jobs(folder, store, generator, jobs, executor=runner, advance=bar.advance, log=say)
     elsewhere = f", {summary.elsewhere} being made by another process" if summary.elsewhere else ""
     say(f"{stored_as}: {summary.done} generated, {summary.skipped} already done{elsewhere}, {len(summary.failed)} "
         f"failed -> {folder / 'videos' / stored_as}")
@@ -176,6 +198,10 @@ def score(
     seed: SeedOpt = 0,
     device: DeviceOpt = None,
     limit: LimitOpt = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+    no_shared_fs: NoSharedFsOpt = False,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
@@ -183,12 +209,13 @@ def score(
     """Ask the judge the question set about every video of the run and store its answers.
 
     Answers are kept per evaluation (judge settings, weights, mode, seed and question texts): changed
-    settings score again, beside the earlier answers. Exit codes: 0 all done, 1 some videos failed,
-    2 user error.
+    settings score again, beside the earlier answers. --executor ray spreads the videos over Ray actors.
+    Exit codes: 0 all done, 1 some videos failed, 2 user error.
     """
     from mibench.judges.base import build_judge
     from mibench.progress import progress_bar
     from mibench.provenance import session
+    from mibench.stages.executor import make_executor
     from mibench.stages.score import MODES, score_videos
     from mibench.suite.prompts import load_question_set
 
@@ -200,15 +227,18 @@ def score(
     store = existing_store(run_dir_of(run, run_dir))
     qset = load_question_set(questions)
     models = chosen_models(store, model)
-    scorer = build_judge(judge, preset, checkpoint=checkpoint, device=device,
-                         options={"modal": modal, "max_new_tokens": max_new_tokens})
+    build = partial(build_judge, judge, preset, checkpoint=checkpoint, device=device,
+                    options={"modal": modal, "max_new_tokens": max_new_tokens})
+    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs, build=build,
+                           log=say)
+    scorer = build()
     total = len([v for m in models for v in store.videos(m)][:limit])
     options = {"judge": judge, "preset": preset, "questions": qset.name, "mode": mode, "runs": runs,
                "modal": scorer.modal, "max_new_tokens": scorer.max_new_tokens, "seed": seed, "models": models,
-               "checkpoint": checkpoint, "device": scorer.device}
+               "checkpoint": checkpoint, "device": scorer.device, "executor": executor, "workers": workers}
     with session(store, "score", options), progress_bar(err, f"score with {judge}", total) as bar:
         summary = score_videos(store, scorer, qset, models=models, mode=mode, runs=runs, seed=seed, limit=limit,
-                               advance=bar.advance, log=say)
+                               executor=runner, advance=bar.advance, log=say)
     missing = sum(r["score"] is None for r in summary.results)
     share = f" ({missing / len(summary.results):.0%})" if summary.results else ""
     elsewhere = f", {summary.elsewhere} being scored by another process" if summary.elsewhere else ""
@@ -245,35 +275,47 @@ def metrics(
     limit: LimitOpt = None,
     pose: Annotated[bool, typer.Option("--pose", help="Also the 2-D pose path (BAS, Dist_k; needs mediapipe, "
                                        "see `mibench doctor`).")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Videos measured at once, in that many processes "
-                                         "(the pose path runs at about 1.6x real time per process).")] = 1,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Videos measured at once, in that many "
+                                                "processes (default 1; the pose path runs at about 1.6x real time per "
+                                                "process), or Ray actors with --executor ray (default: the cluster's "
+                                                "CPUs).")] = None,
     recipe: Annotated[list[str] | None, typer.Option("--recipe", help="BAS recipe, repeatable: fact (AI "
                                                      "Choreographer), bailando (Bailando) or mibench (mibench's "
                                                      "own); default both published ones.")] = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    no_shared_fs: NoSharedFsOpt = False,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute the objective music-motion metrics of every video of the run.
 
-    Exit codes: 0 all done, 1 some videos could not be measured, 2 user error.
+    --executor ray measures the videos on Ray actors (one CPU each). Exit codes: 0 all done, 1 some videos
+    could not be measured, 2 user error.
     """
     from mibench.metrics.bas import PUBLISHED
     from mibench.metrics.bas import recipe as bas_recipe
     from mibench.progress import progress_bar
     from mibench.provenance import session
+    from mibench.stages.executor import make_executor
     from mibench.stages.measure import compute_run_metrics
 
+    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs, log=say,
+                           local_workers=True)
     store = existing_store(run_dir_of(run, run_dir))
     models = chosen_models(store, model)
     total = len([v for m in models for v in store.videos(m)][:limit])
     recipes = tuple(dict.fromkeys(recipe or PUBLISHED))
     for name in recipes:
         bas_recipe(name)  # an unknown name stops here, before any work
-    with session(store, "metrics", {"models": models, "limit": limit, "pose": pose, "workers": workers,
-                                    "recipes": recipes}), progress_bar(err, "metrics", total) as bar:
-        summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, workers=workers, recipes=recipes,
-                                      advance=bar.advance, log=say)
+    local = executor == "local"  # its --workers are processes, 1 by default
+    options = {"models": models, "limit": limit, "pose": pose, "workers": (workers or 1) if local else workers,
+               "recipes": recipes, "executor": executor}
+    with session(store, "metrics", options), progress_bar(err, "metrics", total) as bar:
+        summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, workers=workers or 1,
+                                      recipes=recipes, executor=None if local else runner, advance=bar.advance,
+                                      log=say)
     say(f"metrics: {summary.done} videos measured, {summary.skipped} already measured, "
         f"{len(summary.failed)} failed")
     emit(as_json, {**summary.as_dict(), "videos": summary.results})

@@ -24,6 +24,15 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.
 ShardOpt = Annotated[str | None, typer.Option("--shard", help="Only shard I of N of the jobs: I/N with I from 0 to "
                                              "N-1 (0/4 .. 3/4), e.g. $SLURM_ARRAY_TASK_ID/4 with --array=0-3.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device, e.g. cpu or cuda (default cpu).")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="Where the jobs run: local (this process) or ray (Ray "
+                                          "actors, one per GPU, each loading the model once; needs mibench[ray]).")]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join with --executor ray "
+                                                   "(default: $RAY_ADDRESS, else a new local cluster).")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray actors with --executor ray (default: "
+                                                "the cluster's GPUs for a model on CUDA, else 2).")]
+NoSharedFsOpt = Annotated[bool, typer.Option("--no-shared-fs", help="Ray workers never touch the run folder: videos "
+                                             "travel through Ray and this process writes them (default: each worker "
+                                             "checks whether it sees the run folder).")]
 
 
 def run_dir_of(run: str, run_dir: Path | None) -> Path:

@@ -3,12 +3,16 @@
 On a terminal: a rich progress bar. Elsewhere (a batch job's log, a pipe): plain lines, at most one every
 `PLAIN_INTERVAL_S` seconds and one at the end, `label: done/total (percent), rate, ETA`, so a
 scheduler's log shows progress instead of a blank line.
+
+A stage spread over workers (`--executor ray`) also logs the whole cluster's state in such lines
+(`ClusterProgress`): jobs done, failed, running and retried, each worker's jobs per minute, and the ETA
+at the workers' combined rate.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -51,6 +55,49 @@ class PlainBar:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = f", ETA {_clock((self.total - self.done) / rate)}" if rate > 0 and self.done < self.total else ""
         return f"{self.label}: {self.done}/{self.total}{share}, {rate * 60:.1f}/min, elapsed {_clock(elapsed)}{eta}"
+
+
+@dataclass
+class ClusterProgress:
+    """Periodic lines on a stage's workers: `log` one at most every `interval` seconds, and at the end."""
+
+    log: Callable[[str], None]
+    label: str
+    total: int
+    interval: float = PLAIN_INTERVAL_S
+    done: int = 0
+    failed: int = 0
+    lost: int = 0
+    workers: dict[str, list[float]] = field(default_factory=dict)  # name -> [first ready, jobs finished]
+    start: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
+
+    def joined(self, name: str) -> None:
+        self.workers.setdefault(name, [time.monotonic(), 0])
+
+    def finished(self, name: str, *, failed: bool) -> None:
+        self.workers[name][1] += 1
+        self.failed += failed
+        self.done += not failed
+
+    def retried(self) -> None:
+        self.lost += 1
+
+    def tick(self, running: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.interval:
+            self.last = now
+            self.log(self.line(running, now))
+
+    def line(self, running: int, now: float) -> str:
+        rates = {name: count / (now - since) * 60 if now > since else 0.0
+                 for name, (since, count) in self.workers.items()}
+        left = self.total - self.done - self.failed
+        combined = sum(rates.values()) / 60
+        eta = f", ETA {_clock(left / combined)}" if combined > 0 and left > 0 else ""
+        each = ", ".join(f"{name} {rate:.1f}/min" for name, rate in rates.items()) or "none ready"
+        return (f"{self.label}: {self.done}/{self.total} done, {self.failed} failed, {running} running, "
+                f"{self.lost} retried; workers {each}; elapsed {_clock(now - self.start)}{eta}")
 
 
 def _clock(seconds: float) -> str:

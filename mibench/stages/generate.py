@@ -8,18 +8,22 @@ gets its own name (`generate --as NAME`). A job whose video is recorded as done 
 fingerprint and still on disk is skipped, so re-running resumes; a failed job is recorded with its
 error and the others go on. Each job is claimed in the store while it is made (`Store.claim`), so two
 processes generating into one run share the jobs instead of both doing every one.
+
+The videos are made by `VideoMaker` workers, in this process or on Ray workers (`executor`, see
+`mibench.stages.executor`); this process alone records them in the store.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mibench.errors import ConfigError, MibenchError
 from mibench.generators.base import Generator
 from mibench.media.audio import atomic_output
+from mibench.stages.executor import Executor, LocalExecutor, Outcome, Work
 from mibench.stages.summary import StageSummary
 from mibench.store import Store
 from mibench.suite.jobs import Job
@@ -71,10 +75,10 @@ def claim_model_name(store: Store, model: str, generator: Generator, *, check_on
 
 
 def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[Job], *,
-                  advance: Callable[[], None] = lambda: None,
+                  executor: Executor | None = None, advance: Callable[[], None] = lambda: None,
                   log: Callable[[str], None] = lambda _: None) -> StageSummary:
     """Generate every job's video (all jobs share one model name) unless it is already done under the
-    generator's fingerprint; see the module docstring."""
+    generator's fingerprint, in this process or through `executor`; see the module docstring."""
     models = {job.model for job in jobs}
     if len(models) > 1:
         raise ConfigError(f"jobs of several models in one generate call: {sorted(models)}")
@@ -85,21 +89,22 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
     claim_model_name(store, model, generator, check_only=True)
     fingerprint = generator.fingerprint
     todo = {job.job_id for job in jobs if not _done(store, job, fingerprint)}
-    if todo:
-        generator.prepare()
-        claim_model_name(store, model, generator)
-    store.add_jobs(jobs)
-    for job in jobs:
-        if job.job_id not in todo:
-            summary.skipped += 1
-        elif not store.claim(f"generate:{job.job_id}"):
-            summary.elsewhere += 1
-        else:
-            try:
-                _generate_one(run_dir, store, generator, job, fingerprint, summary, log)
-            finally:
+    work = Work(f"generate {model}", VideoMaker, Path(run_dir), generator, generator_fingerprint)
+    held: set[str] = set()  # claims of the jobs handed to the workers and not yet recorded
+    with (executor or LocalExecutor()).workers(work, jobs=len(todo)) as run:
+        if todo:
+            claim_model_name(store, model, generator)
+        store.add_jobs(jobs)
+        try:
+            for outcome in run(_tasks(store, jobs, todo, fingerprint, held, summary, advance)):
+                job = outcome.task["job"]
+                _record(run_dir, store, job, fingerprint, outcome, summary, log)
                 store.release(f"generate:{job.job_id}")
-        advance()
+                held.discard(f"generate:{job.job_id}")
+                advance()
+        finally:
+            for key in held:
+                store.release(key)
     return summary
 
 
@@ -109,28 +114,67 @@ def _done(store: Store, job: Job, fingerprint: str) -> bool:
         and Path(video["path"]).is_file()
 
 
-def _generate_one(run_dir: Path, store: Store, generator: Generator, job: Job, fingerprint: str,
-                  summary: StageSummary, log: Callable[[str], None]) -> None:
-    """Generate one claimed job (unless another process finished it meanwhile) and record it."""
-    if _done(store, job, fingerprint):
-        summary.skipped += 1
+def _tasks(store: Store, jobs: list[Job], todo: set[str], fingerprint: str, held: set[str], summary: StageSummary,
+           advance: Callable[[], None]) -> Iterator[dict]:
+    """The jobs to make, each claimed as it is handed out; those done (or another process's) are counted."""
+    for job in jobs:
+        key = f"generate:{job.job_id}"
+        if job.job_id not in todo:
+            summary.skipped += 1
+        elif not store.claim(key):
+            summary.elsewhere += 1
+        elif _done(store, job, fingerprint):  # another process finished it meanwhile
+            store.release(key)
+            summary.skipped += 1
+        else:
+            held.add(key)
+            yield {"job": job}
+            continue
+        advance()
+
+
+def _record(run_dir: Path, store: Store, job: Job, fingerprint: str, outcome: Outcome, summary: StageSummary,
+            log: Callable[[str], None]) -> None:
+    summary.retried += [(job.job_id, error) for error in outcome.retries]
+    result = outcome.result
+    if "error" in result:
+        store.record_video(job.job_id, None, fingerprint=fingerprint, status="failed", error=result["error"])
+        summary.failed.append((job.job_id, result["error"]))
         return
-    out = video_path(run_dir, job)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
-    start = time.perf_counter()
-    try:
-        info = generator.generate(job, out)
-    except MibenchError as exc:
-        store.record_video(job.job_id, None, fingerprint=fingerprint, status="failed", error=exc.line())
-        summary.failed.append((job.job_id, exc.line()))
-        return
-    seconds = time.perf_counter() - start
-    info = {**info, "generator": generator.card.name, "preset": generator.preset, "settings": generator.settings,
-            "device": generator.device}
-    for warning in info.get("warnings", []):
+    for warning in result["info"].get("warnings", []):
         log(f"warning {job.job_id}: {warning}")
-    write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds, "fingerprint": fingerprint,
-                                             "identity": generator.identity, **info})
-    store.record_video(job.job_id, out, fingerprint=fingerprint, seconds=seconds, info=info)
+    store.record_video(job.job_id, video_path(run_dir, job), fingerprint=fingerprint, seconds=result["seconds"],
+                       info=result["info"])
     summary.done += 1
+
+
+def generator_fingerprint(generator: Generator) -> str:
+    return generator.fingerprint
+
+
+class VideoMaker:
+    """A worker of the generate stage: prepares the generator (loads its weights) once, then writes each
+    job's mp4 and sidecar under `root`; returns the sidecar's metadata and the seconds taken, or the
+    job's error."""
+
+    def __init__(self, generator: Generator, root: Path):
+        generator.prepare()
+        self.generator, self.root = generator, root
+
+    def __call__(self, task: dict) -> dict:
+        job, generator = task["job"], self.generator
+        out = video_path(self.root, job)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out)
+        start = time.perf_counter()
+        try:
+            info = generator.generate(job, out)
+        except MibenchError as exc:
+            return {"error": exc.line()}
+        seconds = time.perf_counter() - start
+        info = {**info, "generator": generator.card.name, "preset": generator.preset,
+                "settings": generator.settings, "device": generator.device}
+        write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds,
+                                                 "fingerprint": generator.fingerprint,
+                                                 "identity": generator.identity, **info})
+        return {"info": info, "seconds": seconds}

@@ -7,6 +7,8 @@ factor is the known tempo. With `workers` > 1, spawned processes compute whole v
 arrives, so an interrupted stage keeps what it finished. Each process keeps its own cache of tracked
 music; videos are handed out in item order, as many at a time as there are models, so the videos of
 an item (which carry the same music) mostly meet in one process and their music is tracked once.
+With a Ray `executor` (`mibench.stages.executor`), `Measurer` actors on CPUs measure the videos instead
+and the parent records them as they come.
 
 Metrics are stored under the fingerprint of the stage options (`metrics_fingerprint`): a video is
 measured again when its metrics under these options are incomplete, and values made under other
@@ -28,6 +30,7 @@ from mibench.metrics.compute import compute_video_metrics, metric_names
 from mibench.metrics.family import MetricValue
 from mibench.metrics.motion import WORK_HEIGHT
 from mibench.metrics.pose import require_estimator
+from mibench.stages.executor import Executor, Work
 from mibench.stages.summary import StageSummary
 from mibench.store import Store
 
@@ -72,11 +75,13 @@ def metrics_fingerprint(options: dict) -> str:
 def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit: int | None = None,
                         method: str = "diff", height: int = WORK_HEIGHT,
                         recipes: Sequence[str] = PUBLISHED,
-                        pose: bool = False, workers: int = 1, advance: Callable[[], None] = lambda: None,
+                        pose: bool = False, workers: int = 1, executor: Executor | None = None,
+                        advance: Callable[[], None] = lambda: None,
                         log: Callable[[str], None] = lambda _: None) -> StageSummary:
     """Metrics of every finished video of the run (optionally of some models, the first `limit`) that
-    does not have them all under these options yet (see the module docstring); unreadable videos are
-    reported as failed. `summary.results` holds every chosen video's values under these options."""
+    does not have them all under these options yet (see the module docstring), in this process and
+    `workers` processes, or through `executor`; unreadable videos are reported as failed.
+    `summary.results` holds every chosen video's values under these options."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}", "pass --workers 1 or more")
     if pose:
@@ -96,15 +101,43 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
             pending.append(row)
     pending.sort(key=lambda row: row["item_id"])  # stable: models stay in order within an item
     tasks = [(row["path"], common | {"bpm": row["bpm"] * row["tempo"] if row["bpm"] else None}) for row in pending]
-    for row, (values, error) in zip(pending, _results(tasks, workers, max(1, len(chosen))), strict=True):
+    if executor is None:
+        in_order = _results(tasks, workers, max(1, len(chosen)))
+        results = ((row["job_id"], result, []) for row, result in zip(pending, in_order, strict=True))
+    else:
+        results = _through(executor, store.root, pending, tasks)
+    for job_id, (values, error), retries in results:
+        summary.retried += [(job_id, lost) for lost in retries]
         if values is None:
-            summary.failed.append((row["job_id"], error))
+            summary.failed.append((job_id, error))
         else:
-            store.record_metrics(row["job_id"], fingerprint, values)
+            store.record_metrics(job_id, fingerprint, values)
             summary.done += 1
         advance()
     summary.results = _stored(store, rows, names, fingerprint)
     return summary
+
+
+def _through(executor: Executor, run_dir: Path, rows: list[dict],
+             tasks: list[tuple[str, dict]]) -> Iterator[tuple[str, Result, list[str]]]:
+    """(job id, result, errors of the attempts lost with their worker) of each video, as they come."""
+    work = Work("metrics", Measurer, run_dir)
+    with executor.workers(work, jobs=len(tasks)) as run:
+        for outcome in run({"job_id": row["job_id"], "video": path, "options": options}
+                           for row, (path, options) in zip(rows, tasks, strict=True)):
+            result = outcome.result
+            yield outcome.task["job_id"], (result.get("values"), result.get("error")), outcome.retries
+
+
+class Measurer:
+    """A worker of the metrics stage (on Ray): measures whole videos, keeping the music it tracked."""
+
+    def __init__(self, model: None, root: Path):
+        self.music_cache: dict = {}
+
+    def __call__(self, task: dict) -> dict:
+        values, error = _measure(task["video"], task["options"], self.music_cache)
+        return {"values": values} if error is None else {"error": error}
 
 
 def _stored(store: Store, rows: list[dict], names: set[str], fingerprint: str) -> list[dict]:
