@@ -222,3 +222,14 @@ def test_clustered_intervals_are_wider_than_naive_ones_when_raters_differ():
     assert clustered["win_rate_a"] == naive["win_rate_a"] == 0.5
     width = {name: r["win_rate_a_ci_high"] - r["win_rate_a_ci_low"] for name, r in (("c", clustered), ("n", naive))}
     assert width["c"] > 2 * width["n"]
+
+
+def test_the_clustering_named_is_the_one_drawn():
+    """One rater voting once per item: neither raters nor items cluster, the intervals draw votes, and the
+    results say so (the label was fixed to "rater x item" before)."""
+    votes = pd.DataFrame([("r0", f"i{i}", "a" if i % 3 else "b") for i in range(6)],
+                         columns=["token", "item_id", "choice"])
+    assert vote_rates(votes, n_boot=50)["clustering"] == "vote"
+    two = pd.concat([votes, votes.assign(token="r1")])
+    assert vote_rates(two, n_boot=50)["clustering"] == "rater x item"
+    assert vote_rates(votes.iloc[:1], n_boot=50)["clustering"] == "none"

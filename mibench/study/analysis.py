@@ -54,7 +54,6 @@ from mibench.study.model import Study, expected_choice, load_study
 CHOICES = ("a", "b", "tie")
 TIE_DECIMALS = 9  # judge score differences rounded to this many decimals; 0 is a tie
 CLUSTERS = {"token": "rater", "item_id": "item"}  # what the bootstrap draws (uncertainty.resample factors)
-CLUSTERING = "rater x item"
 VOTE_FIELDS = ["study", "rater", "pair_id", "item_id", "kind", "model_a", "model_b", "job_a", "job_b",
                "question_id", "question", "judge", "side", "choice", "expected", "created"]
 RATE_FIELDS = ["n_votes", "n_a", "n_b", "n_tie", "win_rate_a", "win_rate_a_ci_low", "win_rate_a_ci_high",
@@ -107,17 +106,19 @@ def votes_table(store: Store, study_id: str, *, tokens: bool = False) -> pd.Data
 
 def vote_rates(votes: pd.DataFrame, factors: dict[str, str] = CLUSTERS, n_boot: int = 1000, seed: int = 0) -> dict:
     """`RATE_FIELDS` of a set of votes (column `choice`), the intervals drawn by `uncertainty.resample` over
-    `factors` (default: raters and items)."""
+    `factors` (default: raters and items), and what they drew (`clustering`: a factor whose levels each hold
+    one vote is not drawn)."""
     is_a, is_b, is_tie = (votes["choice"].eq(c).to_numpy(dtype=float) for c in CHOICES)
     n = len(votes)
-    weights = np.ones((1, n))  # row 0: the sample itself
+    weights, clustering = np.ones((1, n)), "none"  # row 0: the sample itself
     if n >= 2:
-        weights = np.vstack([weights, resample(votes, n_boot, seed, factors=factors, unit="vote").weights])
+        draws = resample(votes, n_boot, seed, factors=factors, unit="vote")
+        weights, clustering = np.vstack([weights, draws.weights]), draws.clustering
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = {"win_rate_a": weights @ is_a / (weights @ (is_a + is_b)),
                  "tie_rate": weights @ is_tie / weights.sum(axis=1)}
     row = {"n_votes": n, "n_a": int(is_a.sum()), "n_b": int(is_b.sum()), "n_tie": int(is_tie.sum()),
-           "share_a": is_a.sum() / n if n else np.nan}
+           "share_a": is_a.sum() / n if n else np.nan, "clustering": clustering}
     for name, values in rates.items():
         low, high = percentile_ci(values[1:]) if n >= 2 else (np.nan, np.nan)
         row.update({name: float(values[0]), f"{name}_ci_low": low, f"{name}_ci_high": high})
@@ -211,8 +212,7 @@ def study_results(store: Store, study_id: str, *, agg: Aggregate | None = None, 
     for q in study.questions:
         part = pair[pair["question_id"] == q["id"]]
         win_rows.append({"question_id": q["id"], "question": q["text"], **vote_rates(part, CLUSTERS, n_boot, seed),
-                         "n_raters": part["token"].nunique(), "n_items": part["item_id"].nunique(),
-                         "clustering": CLUSTERING})
+                         "n_raters": part["token"].nunique(), "n_items": part["item_id"].nunique()})
         table = counts.loc[q["id"]].to_numpy() if len(part) else np.zeros((0, len(CHOICES)))
         alpha_rows.append({"question_id": q["id"], **krippendorff_alpha(table)})
     agg = aggregate(store, n_boot=0) if agg is None else agg
