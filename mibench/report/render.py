@@ -49,7 +49,6 @@ from mibench.report.text import (
     leaderboard_json,
     markdown,
     mass_text,
-    model_settings_text,
     open_run,
     spreadsheet_csv,
 )
@@ -94,13 +93,14 @@ def _judging(answers: list[dict], evaluations: list[dict], agg: Aggregate) -> li
             for (judge, mode), rows in sorted(groups.items())]
 
 
-def _summary(store: Store, agg: Aggregate, answers: list[dict], evaluations: list[dict]) -> dict:
+def _summary(store: Store, data: ReportData) -> dict:
+    agg, answers, evaluations = data.agg, data.answers, data.evaluations
     jobs = store.jobs()
     failed = store.videos(status="failed")
     scored = agg.per_video.groupby("model")["job_id"].nunique()
     models = [{"name": m, "href": model_page(m), "jobs": sum(j["model"] == m for j in jobs),
                "done": agg.done.get(m, 0), "failed": sum(v["model"] == m for v in failed),
-               "scored": int(scored.get(m, 0)), "settings": model_settings_text(store, m)} for m in store.models()]
+               "scored": int(scored.get(m, 0)), "settings": data.generators.get(m, "")} for m in store.models()]
     sessions = [{"stage": s["stage"], "started": when(s["started"]), "finished": when(s["finished"]),
                  "options": json.dumps(s["options"], sort_keys=True),
                  "versions": json.dumps(s["versions"], sort_keys=True)} for s in store.sessions()]
@@ -238,7 +238,7 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_
 
 def _index_context(store: Store, data: ReportData) -> dict:
     agg = data.agg
-    return {"empty": agg.empty, "summary": _summary(store, agg, data.answers, data.evaluations),
+    return {"empty": agg.empty, "summary": _summary(store, data),
             "board": data.board, "board_charts": board_charts(data.board), "sections": data.sections,
             "agreement": _agreement_tables(data),
             "slices": slice_tables(agg), "objective": data.objective,

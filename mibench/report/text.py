@@ -44,6 +44,7 @@ class ReportData:
     answers: list[dict]
     metric_rows: list[dict]
     evaluations: list[dict]
+    generators: dict[str, str]  # model -> the generator and settings its name stands for
     studies: list  # study.analysis.StudyResults of every human study of the run
 
 
@@ -84,7 +85,7 @@ def collect(store: Store, run: str, *, reference: bool = True, seed: int = 0, di
     generators = {model: model_settings_text(store, model) for model in store.models()}
     return ReportData(run, agg, build_board(agg, settings, generators, references), sections(agg, references, settings),
                       agreement(agg), objective_table(agg), references, answers, store.metrics(), evaluations,
-                      [study_results(store, sid, agg=agg, exclude_failed=exclude_failed_raters, seed=seed)
+                      generators, [study_results(store, sid, agg=agg, exclude_failed=exclude_failed_raters, seed=seed)
                        for sid in study_ids(store)])
 
 
