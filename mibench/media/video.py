@@ -15,9 +15,11 @@ constant-rate grid (PyAV), write H.264 + AAC mp4s atomically (PyAV).
   VideoLLaMA 2 judge uses, and returns RGB uint8 (N, H, W, 3) for exactly the requested indices
   (PyAV where decord 0.6 fails: a few narrow widths, see `read_frames`).
 - `write_mp4` encodes libx264 (yuv420p, CRF `crf`, 4 fixed encoder threads so the bytes do not depend
-  on the machine) with optional mono AAC audio (128 kb/s) trimmed or zero-padded to exactly the video's
-  duration. yuv420p needs even sizes: frames with an odd height or width are padded by repeating
-  their last row/column, so the file is at most one pixel taller/wider than the frames.
+  on the machine's core count; on CPUs with AVX-512 x264's SIMD is capped at AVX2, because its AVX-512
+  kernels gave different output for the same frames from one write to the next, see `X264_SIMD`) with
+  optional mono AAC audio (128 kb/s) trimmed or zero-padded to exactly the video's duration.
+  yuv420p needs even sizes: frames with an odd height or width are padded by repeating their last row/column,
+  so the file is at most one pixel taller/wider than the frames.
   The AAC track starts with the encoder's 1024-sample priming, marked in the mp4 edit list so decoders
   (PyAV, ffmpeg) drop it; decoded audio is aligned with the video and may run up to one AAC frame
   (1024 samples) past the video's end.
@@ -42,6 +44,10 @@ from mibench.quiet import native_stderr_muted
 
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 _ENCODER_THREADS = 4
+# PyAV's x264 with its AVX-512 kernels wrote different streams for the same frames (widths 160 and 192:
+# up to 7 distinct streams in 15 writes, decoded pixels up to 59 levels apart); capped at AVX2, or with
+# no SIMD, every write was identical. AVX-512 CPUs all have AVX2.
+X264_SIMD = "asm=AVX2"
 _AUDIO_BIT_RATE = 128_000
 GRID_TOLERANCE = 0.1  # frames: a timestamp this close to index / fps is on the constant grid
 IRREGULAR_INTERVAL = 0.1  # relative: a frame interval this far from the median makes the rate variable
@@ -273,9 +279,18 @@ def _video_stream(container: OutputContainer, frames: np.ndarray, rate: Fraction
     stream = container.add_stream("libx264", rate=rate)
     stream.height, stream.width = frames.shape[1:3]
     stream.pix_fmt = "yuv420p"
-    stream.options = {"crf": str(crf)}
+    stream.options = {"crf": str(crf), **({"x264-params": X264_SIMD} if _has_avx512() else {})}
     stream.codec_context.thread_count = _ENCODER_THREADS
     return stream
+
+
+def _has_avx512() -> bool:
+    """Whether this CPU has AVX-512 (numpy's runtime CPU detection; False where it is unavailable)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return False
+    return bool(__cpu_features__.get("AVX512F"))
 
 
 def _audio_stream(container: OutputContainer, sr: int) -> av.AudioStream:
