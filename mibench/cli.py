@@ -36,6 +36,7 @@ from mibench.cli_common import (
     ExecutorOpt,
     JsonOpt,
     LimitOpt,
+    MaxRetriesOpt,
     NoSharedFsOpt,
     PresetOpt,
     RayAddressOpt,
@@ -107,6 +108,7 @@ def generate(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     no_shared_fs: NoSharedFsOpt = False,
+    max_retries: MaxRetriesOpt = None,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
@@ -138,8 +140,8 @@ def generate(
              "fuse_lora": fuse_lora or None}
     build = partial(build_generator, model, preset, weights=weights, device=device,
                     options={"num_frames": frames, **speed})
-    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs, build=build,
-                           log=say)
+    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs,
+                           max_retries=max_retries, build=build, log=say)
     generator = build()
     stored_as = as_name or model
     tracks = resolve_music(aist_music, music)
@@ -202,6 +204,7 @@ def score(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     no_shared_fs: NoSharedFsOpt = False,
+    max_retries: MaxRetriesOpt = None,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
@@ -229,8 +232,8 @@ def score(
     models = chosen_models(store, model)
     build = partial(build_judge, judge, preset, checkpoint=checkpoint, device=device,
                     options={"modal": modal, "max_new_tokens": max_new_tokens})
-    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs, build=build,
-                           log=say)
+    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs,
+                           max_retries=max_retries, build=build, log=say)
     scorer = build()
     total = len([v for m in models for v in store.videos(m)][:limit])
     options = {"judge": judge, "preset": preset, "questions": qset.name, "mode": mode, "runs": runs,
@@ -285,6 +288,7 @@ def metrics(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     no_shared_fs: NoSharedFsOpt = False,
+    max_retries: MaxRetriesOpt = None,
     run: RunOpt = "default",
     run_dir: RunDirOpt = None,
     as_json: JsonOpt = False,
@@ -301,8 +305,8 @@ def metrics(
     from mibench.stages.executor import make_executor
     from mibench.stages.measure import compute_run_metrics
 
-    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs, log=say,
-                           local_workers=True)
+    runner = make_executor(executor, address=ray_address, workers=workers, shared_fs=not no_shared_fs,
+                           max_retries=max_retries, log=say, local_workers=True)
     store = existing_store(run_dir_of(run, run_dir))
     models = chosen_models(store, model)
     total = len([v for m in models for v in store.videos(m)][:limit])

@@ -30,6 +30,9 @@ RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Ray cl
                                                    "(default: $RAY_ADDRESS, else a new local cluster).")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray actors with --executor ray (default: "
                                                 "the cluster's GPUs for a model on CUDA, else 2).")]
+MaxRetriesOpt = Annotated[int | None, typer.Option("--max-retries", min=0, help="With --executor ray: times a job "
+                                                 "whose worker died is run again before it is recorded as failed "
+                                                 "(default 2).")]
 NoSharedFsOpt = Annotated[bool, typer.Option("--no-shared-fs", help="Ray workers never touch the run folder: videos "
                                              "travel through Ray and this process writes them (default: each worker "
                                              "checks whether it sees the run folder).")]

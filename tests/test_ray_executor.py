@@ -26,6 +26,7 @@ from mibench.media.audio import write_wav
 from mibench.media.synth import drum_track
 from mibench.media.video import probe
 from mibench.progress import ClusterProgress
+from mibench.stages.executor import make_executor
 from mibench.stages.generate import generate_jobs
 from mibench.store import Store
 from mibench.suite.jobs import expand
@@ -175,7 +176,7 @@ def test_a_dead_worker_is_replaced_and_its_jobs_retried_a_bounded_number_of_time
     lines: list[str] = []
     run_dir = tmp_path / "run"
     summary = generate_jobs(run_dir, Store.open(run_dir), build_generator("synthetic-onbeat", "tiny"), jobs,
-                            executor=RayExecutor(workers=2, build=build, max_retries=1, log=lines.append))
+                            executor=make_executor("ray", workers=2, build=build, max_retries=1, log=lines.append))
     assert summary.done == 3 and summary.skipped == 0
     assert summary.failed == [(jobs[3].job_id, summary.failed[0][1])]
     assert summary.failed[0][1].startswith("gave up after 2 attempts: Ray worker w")
@@ -198,7 +199,8 @@ def test_a_real_model_on_ray_makes_what_it_makes_locally(tmp_path, music, capsys
     assert _videos(tmp_path / "ray") == _videos(tmp_path / "local")
 
 
-@pytest.mark.parametrize("option", [["--ray-address", "auto"], ["--no-shared-fs"], ["--workers", "2"]])
+@pytest.mark.parametrize("option", [["--ray-address", "auto"], ["--no-shared-fs"], ["--workers", "2"],
+                                    ["--max-retries", "1"]])
 def test_ray_options_need_the_ray_executor(option, tmp_path, music, capsys, monkeypatch):
     code, out, err = run_cli([*GENERATE, "--music", str(music), "--run-dir", str(tmp_path), *option], capsys,
                              monkeypatch)

@@ -72,7 +72,7 @@ class LocalExecutor:
 
 
 def make_executor(kind: str, *, address: str | None = None, workers: int | None = None,
-                  shared_fs: bool = True, build: Callable[[], Any] | None = None,
+                  shared_fs: bool = True, max_retries: int | None = None, build: Callable[[], Any] | None = None,
                   log: Callable[[str], None] = lambda _: None, local_workers: bool = False) -> Executor:
     """The executor the command line asks for; `build` makes the stage's model again in a Ray worker.
     Ray's options with the local executor are refused (`--workers` too, unless `local_workers`)."""
@@ -80,6 +80,7 @@ def make_executor(kind: str, *, address: str | None = None, workers: int | None 
         raise ConfigError(f"unknown executor {kind!r}", f"choose one of: {', '.join(EXECUTORS)}")
     if kind == "local":
         given = [flag for flag, value in (("--ray-address", address), ("--no-shared-fs", not shared_fs),
+                                          ("--max-retries", max_retries is not None),
                                           ("--workers", workers is not None and not local_workers)) if value]
         if given:
             raise ConfigError(f"{', '.join(given)}: options of the Ray executor, but the executor is local",
@@ -89,4 +90,5 @@ def make_executor(kind: str, *, address: str | None = None, workers: int | None 
         from mibench.stages.ray_executor import RayExecutor
     except ImportError as exc:
         raise ConfigError(f"--executor ray needs Ray ({exc})", 'pip install "mibench[ray]"') from exc
-    return RayExecutor(address=address, workers=workers, shared_fs=shared_fs, build=build, log=log)
+    retries = {} if max_retries is None else {"max_retries": max_retries}
+    return RayExecutor(address=address, workers=workers, shared_fs=shared_fs, build=build, log=log, **retries)
