@@ -4,7 +4,10 @@ Card fields: `name`, `kind` (generator | judge), `entry` ("module:Class" that im
 `description`, `inputs` (text/audio), `weights` (name -> {source: Hugging Face id or local path, files,
 url, note}), `defaults` (the full-size, paper-faithful settings), `presets` (name -> overrides of
 `defaults`; every card has `tiny`, built locally without downloads, and `full`) and optionally `memory_gb`
-(seconds of video -> the GPU memory the upstream model card states, for `mibench doctor`).
+(seconds of video -> the GPU memory the upstream model card states, for `mibench doctor`) and `resources`
+(what one Ray worker of the model reserves, `RESOURCES`: `num_gpus` when the model runs on CUDA, default 1,
+a fraction lets workers share a GPU, more than 1 gives one worker several; `num_cpus` when it runs on the
+CPU, default 1; `memory_gb`, host memory, Ray's `memory`, default none).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from mibench.errors import ConfigError
 from mibench.resources import data_dir
 
 PRESETS = ("tiny", "full")
+RESOURCES = ("num_gpus", "num_cpus", "memory_gb")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,14 @@ class Card:
     defaults: dict = field(default_factory=dict)
     presets: dict = field(default_factory=dict)
     memory_gb: dict = field(default_factory=dict)  # seconds of video -> GPU memory (GB) its model card states
+    resources: dict = field(default_factory=dict)  # what one Ray worker reserves (RESOURCES)
+
+    def __post_init__(self):
+        for key, value in self.resources.items():
+            if key not in RESOURCES:
+                raise ConfigError(f"model card {self.name!r}: unknown resource {key!r}", f"use {', '.join(RESOURCES)}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"model card {self.name!r}: resource {key} must be a positive number, got {value!r}")
 
     def settings(self, preset: str) -> dict:
         """The card's defaults with the preset's overrides applied."""

@@ -143,7 +143,6 @@ def test_frame_timing_rules():
 
 
 def test_pose_path_uses_the_timestamps(tmp_path, music):
-    pytest.importorskip("mediapipe.python.solutions.pose")
     cfr_path, vfr_path = _twins(tmp_path, "person", figure="person", size=(160, 160))
     cfr = compute_video_metrics(cfr_path, music=music, bpm=BPM, pose=True, recipes=RECIPES)
     vfr = compute_video_metrics(vfr_path, music=music, bpm=BPM, pose=True, recipes=RECIPES)

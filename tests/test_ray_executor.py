@@ -4,6 +4,7 @@ written by the workers or shipped back to the driver, dead workers replaced and 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+import ray
 import torch
 from conftest import run_cli
 
@@ -28,12 +30,11 @@ from mibench.media.synth import drum_track
 from mibench.progress import ClusterProgress
 from mibench.stages.executor import make_executor
 from mibench.stages.generate import generate_jobs
+from mibench.stages.ray_executor import RayExecutor, actor_options
 from mibench.store import Store
 from mibench.suite.jobs import expand
 from mibench.suite.music import music_from_folder
 
-ray = pytest.importorskip("ray")
-RayExecutor = pytest.importorskip("mibench.stages.ray_executor").RayExecutor
 GENERATE = ["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--suite", "paper", "--limit", "4"]
 TIMINGS = {"seconds", "step_seconds", "decode_seconds"}  # how long a job took: differs between any two runs
 SCORE = ["score", "--judge", "videollama2", "--preset", "tiny", "--max-new-tokens", "2", "--mode", "expected"]
@@ -255,3 +256,39 @@ def test_cluster_progress_lines_show_each_worker_and_the_eta():
     line = progress.line(2, progress.workers["w0"][0] + 60)
     assert line.startswith("score on Ray: 3/10 done, 1 failed, 2 running, 1 retried; workers w0 2.0/min, w1 2.0/min;")
     assert line.endswith(", ETA 0:01:30")  # 6 jobs left at 4 a minute
+
+
+def test_workers_reserve_what_the_card_asks_for(tmp_path, music, local_run):
+    wide = dataclasses.replace(card("synthetic-onbeat", "generator"), resources={"num_cpus": 2, "memory_gb": 0.25})
+    lines: list[str] = []
+    run_dir = tmp_path / "run"
+    summary = generate_jobs(run_dir, Store.open(run_dir), SyntheticGenerator(wide, "tiny"), _jobs(music),
+                            executor=make_executor("ray", build=partial(SyntheticGenerator, wide, "tiny"),
+                                                   log=lines.append))
+    assert summary.done == 4
+    assert any(line.endswith("starting 1 Ray workers") for line in lines)  # two CPUs hold one worker of 2 CPUs
+    assert _videos(run_dir) == _videos(local_run)
+
+
+class OnCuda:
+    """A model that says it runs on CUDA (only its card and device are read)."""
+
+    device = "cuda:0"
+
+    def __init__(self, resources: dict):
+        self.card = dataclasses.replace(card("musicinfuser", "generator"), resources=resources)
+
+
+def test_actor_options_follow_the_card():
+    assert actor_options(None) == {"num_cpus": 1}
+    assert actor_options(build_generator("synthetic-onbeat", "tiny")) == {"num_cpus": 1}
+    assert actor_options(OnCuda({})) == {"num_gpus": 1}
+    assert actor_options(OnCuda({"num_gpus": 0.5, "memory_gb": 2})) == {"num_gpus": 0.5, "memory": 2 << 30}
+
+
+@pytest.mark.parametrize(("resources", "needle"), [({"gpus": 1}, "unknown resource 'gpus'"),
+                                                   ({"num_gpus": 0}, "num_gpus must be a positive number"),
+                                                   ({"memory_gb": "lots"}, "memory_gb must be a positive number")])
+def test_a_card_with_bad_resources_is_refused(resources, needle):
+    with pytest.raises(ConfigError, match=needle):
+        dataclasses.replace(card("musicinfuser", "generator"), resources=resources)

@@ -4,9 +4,11 @@ the driver, the process running the command, is the only store writer.
 Cluster: `ray.init(address)` with `--ray-address`, else `RAY_ADDRESS`, else a new local cluster. Every
 node needs the same mibench, and the music and weights at the same paths.
 
-Actors: `num_gpus=1` each when the model runs on CUDA, else `num_cpus=1`; `--workers N` of them, by
-default the cluster's GPUs (CUDA), its CPUs (metrics: no model) or 2 (a model on CPU), never more than
-the jobs. Each builds the model once (`build`: `build_generator` / `build_judge` with the command's
+Actors reserve what the model's card asks one worker for (`resources`, see `mibench.cards`): its
+`num_gpus` (default 1) when the model runs on CUDA, else its `num_cpus` (default 1), plus `memory_gb` of
+host memory when given; metrics workers (no model) one CPU. `--workers N` of them, by default as many as
+the cluster holds (its GPUs or CPUs over one worker's share; at most 2 for a model on the CPU), never
+more than the jobs. Each builds the model once (`build`: `build_generator` / `build_judge` with the command's
 settings); a model that cannot load, or a worker whose settings fingerprint differs from the driver's
 (other weights on its node), stops the command. The driver keeps `IN_FLIGHT` calls per ready actor and
 sends the next job as each result comes (`ray.wait`), so fast and slow actors stay busy.
@@ -83,6 +85,15 @@ def _on_gpu(model: Any) -> bool:
     return str(getattr(model, "device", "cpu")).startswith("cuda")
 
 
+def actor_options(model: Any) -> dict:
+    """The Ray resources one worker of `model` reserves (its card's `resources`; one CPU without a model)."""
+    wants = getattr(getattr(model, "card", None), "resources", {})
+    options = {"num_gpus": wants.get("num_gpus", 1)} if _on_gpu(model) else {"num_cpus": wants.get("num_cpus", 1)}
+    if "memory_gb" in wants:
+        options["memory"] = int(wants["memory_gb"] * 2**30)
+    return options
+
+
 class RayExecutor:
     """The stages' jobs on Ray actors (see the module docstring); `build` makes the model in an actor."""
 
@@ -113,12 +124,15 @@ class RayExecutor:
     def _size(self, work: Work) -> int:
         if self.count:
             return self.count
-        resources = ray.cluster_resources()
+        resources, options = ray.cluster_resources(), actor_options(work.model)
         if not _on_gpu(work.model):
-            return 2 if work.model is not None else int(resources.get("CPU", 1))
-        if not resources.get("GPU"):
-            raise ConfigError("the Ray cluster has no GPUs for a model on CUDA", "pass --device cpu or add GPU nodes")
-        return int(resources["GPU"])
+            fits = max(1, int(resources.get("CPU", 1) // options["num_cpus"]))
+            return min(2, fits) if work.model is not None else fits
+        fits = int(resources.get("GPU", 0) // options["num_gpus"])
+        if not fits:
+            raise ConfigError(f"the Ray cluster has {resources.get('GPU', 0):g} GPUs; one worker of this model needs "
+                              f"{options['num_gpus']:g}", "pass --device cpu or add GPU nodes")
+        return fits
 
 
 class _Pool:
@@ -128,8 +142,7 @@ class _Pool:
         self.executor, self.work, self.size, self.probe = executor, work, size, probe
         self.expected = work.check(work.model) if work.check else None
         self.shipped = dataclasses.replace(work, model=None)  # the driver's own model stays here
-        self.actor_class = ray.remote(WorkerHost).options(**({"num_gpus": 1} if _on_gpu(work.model) else
-                                                             {"num_cpus": 1}))
+        self.actor_class = ray.remote(WorkerHost).options(**actor_options(work.model))
         self.slots: list[_Slot] = []
         self.running: dict[Any, _Flight] = {}  # object ref of a call -> where it went
         self.retry: deque[_Attempt] = deque()  # jobs to send again, before new ones
