@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from importlib import metadata
 
 from mibench import __version__
+from mibench.media.video import x264_simd
 from mibench.store import Store
 
 PACKAGES = ("torch", "transformers", "diffusers", "peft", "av", "decord", "librosa", "numpy", "pandas")
@@ -21,6 +22,7 @@ def versions() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
+    found["x264 simd"] = x264_simd()  # the encoder's bytes depend on it
     return found
 
 

@@ -10,6 +10,7 @@ from mibench.errors import MediaError
 from mibench.media import video
 from mibench.media.audio import load_audio
 from mibench.media.synth import dancer_video
+from mibench.provenance import versions
 
 
 def indexed_frames(count: int, height: int = 32, width: int = 64) -> np.ndarray:
@@ -195,3 +196,11 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="together"):
         video.write_mp4(tmp_path / "x.mp4", indexed_frames(2), 10, audio=np.zeros(100))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("avx512", "expected"), [(True, "AVX2 (capped)"), (False, "auto")])
+def test_the_x264_simd_cap_follows_the_cpu_and_is_recorded_with_the_versions(avx512, expected, monkeypatch):
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    monkeypatch.setitem(__cpu_features__, "AVX512F", avx512)
+    assert video.x264_simd() == expected and versions()["x264 simd"] == expected

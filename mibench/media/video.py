@@ -279,18 +279,19 @@ def _video_stream(container: OutputContainer, frames: np.ndarray, rate: Fraction
     stream = container.add_stream("libx264", rate=rate)
     stream.height, stream.width = frames.shape[1:3]
     stream.pix_fmt = "yuv420p"
-    stream.options = {"crf": str(crf), **({"x264-params": X264_SIMD} if _has_avx512() else {})}
+    stream.options = {"crf": str(crf), **({"x264-params": X264_SIMD} if x264_simd() != "auto" else {})}
     stream.codec_context.thread_count = _ENCODER_THREADS
     return stream
 
 
-def _has_avx512() -> bool:
-    """Whether this CPU has AVX-512 (numpy's runtime CPU detection; False where it is unavailable)."""
+def x264_simd() -> str:
+    """The SIMD x264 may use on this CPU: "AVX2 (capped)" where the CPU has AVX-512 (numpy's runtime CPU
+    detection), else "auto" (what x264 detects). Recorded with each session's versions."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__
     except ImportError:
-        return False
-    return bool(__cpu_features__.get("AVX512F"))
+        return "auto"
+    return "AVX2 (capped)" if __cpu_features__.get("AVX512F") else "auto"
 
 
 def _audio_stream(container: OutputContainer, sr: int) -> av.AudioStream:
