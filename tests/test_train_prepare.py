@@ -66,6 +66,7 @@ def videos(tmp_path_factory):
     _video(root / "gBR_sBM_c01_d04_mBR1_ch01.mp4", 1.0, AIST_SIZE)
     _video(root / "gBR_sBM_c01_d04_mBR0_ch01.mp4", 1.0, AIST_SIZE)  # test-split music
     _video(root / "gBR_sBM_c02_d04_mBR1_ch01.mp4", 1.0, AIST_SIZE)  # another camera
+    _video(root / "gBR_sBM_c01_d04_mBR0_ch01_1080p.mp4", 1.0, AIST_SIZE)  # renamed: music and camera unknown
     _video(root / "wild_captioned.mp4", 2.5, WILD_SIZE)
     (root / "wild_captioned.txt").write_text("  a woman dancing hip-hop in a park\n")
     _video(root / "wild_plain.mp4", 1.0, WILD_SIZE)
@@ -167,7 +168,9 @@ def test_exclusions_and_skips(prepared):
     out, summary, _ = prepared
     assert {(p.split("/")[-1], r) for p, r in summary.excluded} == {
         ("gBR_sBM_c01_d04_mBR0_ch01.mp4", "test-split music mBR0"),
-        ("gBR_sBM_c02_d04_mBR1_ch01.mp4", "camera c02 (front-left diagonal view) is not one of c01, c10")}
+        ("gBR_sBM_c02_d04_mBR1_ch01.mp4", "camera c02 (front-left diagonal view) is not one of c01, c10"),
+        ("gBR_sBM_c01_d04_mBR0_ch01_1080p.mp4", "an AIST-style name that does not parse, so its music and camera are "
+                                                "unknown (rename it as gBR_sBM_c01_d04_mBR1_ch01 to use it)")}
     skipped = {json.loads(line)["source"].split("/")[-1]: json.loads(line)["reason"]
                for line in (out / "skipped.jsonl").read_text().splitlines()}
     assert set(skipped) == {"wild_short.mp4", "wild_silent.mp4", "wild_mute.mp4", "wild_small.mp4", "wild_corrupt.mp4"}

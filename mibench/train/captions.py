@@ -58,6 +58,7 @@ WILD_BASIC = "a dance video"
 WILD_EMPTY = "a YouTube dance video"
 
 _AIST_NAME = re.compile(r"^g([A-Z]+)_s([A-Z]+)_(c\d+)_((?:d\d+_)+)(m[A-Z]+\d+)_ch(\d+)$")
+_AIST_LOOKALIKE = re.compile(r"^g[A-Z]{2}_s[A-Z]{2}_c\d+_")  # the start of an AIST name, whatever follows
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,16 @@ def parse_aist_name(stem: str) -> AistName | None:
         raise ConfigError(f"AIST-style name {stem!r} has an unknown {what} code {code!r}",
                           "rename the file (AIST names look like gBR_sBM_c01_d04_mBR1_ch01)")
     return name
+
+
+def unparsed_aist(stem: str) -> str | None:
+    """Why a file name that starts like an AIST one (gBR_sBM_c01_...) but does not parse (a suffix, a copy
+    number) is left out: its music and camera are unknown, so it could be a test-split or other-camera
+    video; None for any other name."""
+    if _AIST_LOOKALIKE.match(stem) and not _AIST_NAME.match(stem):
+        return ("an AIST-style name that does not parse, so its music and camera are unknown "
+                "(rename it as gBR_sBM_c01_d04_mBR1_ch01 to use it)")
+    return None
 
 
 def exclusion(name: AistName, cameras: tuple[str, ...] = TRAIN_CAMERAS) -> str | None:

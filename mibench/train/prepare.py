@@ -55,6 +55,7 @@ from .captions import (
     aist_caption,
     exclusion,
     parse_aist_name,
+    unparsed_aist,
     wild_caption,
 )
 from .clips import MUSIC_RATE, clip_music, clip_seconds, clip_starts, crop_box, cut_clips
@@ -168,7 +169,7 @@ class _Run:
         """Cache the clips of one video; returns why it is excluded, or None."""
         s = self.settings
         name = parse_aist_name(video.stem)
-        why = None if name is None else exclusion(name, tuple(s["aist_cameras"]))
+        why = unparsed_aist(video.stem) if name is None else exclusion(name, tuple(s["aist_cameras"]))
         if why is not None:
             return why
         info = probe(video)
