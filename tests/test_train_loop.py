@@ -225,6 +225,8 @@ def test_kill_and_resume_is_bit_exact(tmp_path, optimizer):
     assert log_rows(tmp_path / "paused") == log_rows(tmp_path / "whole")
     with pytest.raises(ConfigError, match="another recipe"):
         train(data, tmp_path / "cut", dataclasses.replace(recipe, lr=1e-3), model_parts=TrainParts.tiny(recipe))
+    with pytest.raises(ConfigError, match="another base model"):
+        train(data, tmp_path / "cut", recipe, model_parts=TrainParts.tiny(recipe, seed=1))
     with pytest.raises(ConfigError, match="already holds"):
         train(data, tmp_path / "cut", recipe, model_parts=TrainParts.tiny(recipe), resume=False)
 
@@ -285,6 +287,9 @@ def test_parts_from_a_weights_folder_equal_the_tiny_parts(tmp_path):
     expected = tiny.transformer.state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in loaded.transformer.state_dict().items())
     assert loaded.trainable().keys() == tiny.trainable().keys()
+    moved = shutil.copytree(tmp_path / "weights", tmp_path / "moved")  # the same files elsewhere: the same base
+    assert TrainParts.from_weights(moved, recipe, "cpu").base_identity == loaded.base_identity
+    assert "path" not in loaded.base_identity["folder"] and loaded.base_identity["folder"]["files"]
 
 
 # (8) loss variants

@@ -23,7 +23,8 @@ On-disk layout of `out/`:
     peft/                        the final adapter, peft layout (export.py)
 Resuming (`resume=True`, the default) continues from the newest checkpoint bit-exactly: same losses and
 weights as an uninterrupted run. A checkpoint made with another recipe (its `OUTPUT_ONLY` settings aside),
-other prepared data or another number of processes is refused; the base model must be the same too.
+other prepared data, another number of processes or another base model (`TrainParts.base_identity`: the
+tiny preset's seed, or the weights' files and hub revision, not their path) is refused.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def train(prepared: Path, out: Path, recipe: Recipe, *, model_parts: TrainParts,
     out, parts, main = Path(out), model_parts, accelerator.is_main_process
     data = PreparedData(prepared)
     order = ClipOrder(data, recipe, accelerator.num_processes)
-    meta = {"num_processes": accelerator.num_processes, "manifest": data.fingerprint, "recipe": recipe.to_dict()}
+    meta = {"num_processes": accelerator.num_processes, "manifest": data.fingerprint, "recipe": recipe.to_dict(),
+            "base": parts.base_identity}
     found = checkpoints(out)
     if found and not resume:
         raise ConfigError(f"{out} already holds training checkpoints", "resume, or train into a new folder")
@@ -166,7 +168,8 @@ def _check_same_run(saved: dict, meta: dict, folder: Path) -> None:
 
     saved = {**saved, "recipe": training(saved.get("recipe", {}))}
     meta = {**meta, "recipe": training(meta["recipe"])}
-    for key, what in (("recipe", "recipe"), ("manifest", "prepared data"), ("num_processes", "number of processes")):
+    for key, what in (("recipe", "recipe"), ("manifest", "prepared data"), ("num_processes", "number of processes"),
+                      ("base", "base model")):
         if saved.get(key) != meta[key]:
             raise ConfigError(f"checkpoint {folder} was made with another {what}",
                               f"resume with the {what} the run started with, or train into a new folder")

@@ -17,15 +17,17 @@ The VAE's per-channel latent mean and std (std divided by the scaling factor) gi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLMochi, MochiTransformer3DModel
 
 from mibench.errors import WeightsError
+from mibench.fingerprint import weights_identity
 from mibench.generators.musicinfuser.adapter import ADAPTER_NAME, AUDIO_MODULES, LoraSpec, lora_layout
 from mibench.generators.musicinfuser.components import load_transformer
 from mibench.generators.musicinfuser.tiny import TINY_WAV2VEC, tiny_parts
@@ -46,12 +48,14 @@ class TrainParts:
     spec: LoraSpec
     latents_mean: torch.Tensor
     latents_std: torch.Tensor
+    base_identity: dict = field(default_factory=dict)  # the frozen base: a resumed run must train the same
 
     @classmethod
     def tiny(cls, recipe: Recipe, seed: int = 0) -> TrainParts:
         """The tiny preset's base (`tiny_parts(with_adapter=False, seed=seed)`) with fresh trainables."""
         base = tiny_parts(with_adapter=False, seed=seed)
-        return cls.attach(base.transformer, recipe, TINY_WAV2VEC["hidden_size"], base.vae.config)
+        parts = cls.attach(base.transformer, recipe, TINY_WAV2VEC["hidden_size"], base.vae.config)
+        return dataclasses.replace(parts, base_identity={"tiny_preset_seed": seed})
 
     @classmethod
     def from_weights(cls, folder: Path | None, recipe: Recipe, device: str | torch.device, *,
@@ -76,7 +80,8 @@ class TrainParts:
         feat_dim = json.loads(wav2vec.read_text())["hidden_size"] if wav2vec and wav2vec.is_file() else WAV2VEC_DIM
         parts = cls.attach(transformer, recipe, feat_dim, vae_config)
         parts.transformer.to(device)
-        return parts
+        return dataclasses.replace(parts, base_identity={"folder": _content(weights_identity(folder)),
+                                                         "hub": _content(weights_identity(base))})
 
     @classmethod
     def attach(cls, transformer: MochiTransformer3DModel, recipe: Recipe, feat_dim: int,
@@ -95,6 +100,11 @@ class TrainParts:
     def trainable(self) -> dict[str, torch.nn.Parameter]:
         """The trainable parameters by name (a shared q/k/v LoRA A once, under the first projection holding it)."""
         return {name: p for name, p in self.transformer.named_parameters() if p.requires_grad}
+
+
+def _content(identity: dict | None) -> dict | None:
+    """A weights identity without the local path: the same files moved elsewhere are the same base."""
+    return {k: v for k, v in identity.items() if k != "path"} if identity else identity
 
 
 def lora_spec(recipe: Recipe) -> LoraSpec:
