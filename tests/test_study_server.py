@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from study_run import COMMON, build_run, free_port, make_study
+from study_run import COMMON, build_run, clip, free_port, make_study
 
 from mibench.store import Store
 from mibench.study import server
@@ -188,6 +188,7 @@ def test_media_by_token_pair_and_side_only(run):
         assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
         assert whole.content == (run_dir / videos[left_job]).read_bytes()
         assert whole.headers["accept-ranges"] == "bytes"
+        assert "last-modified" not in whole.headers and "etag" not in whole.headers  # file times are no clue
         part = client.get(f"{url}/right", headers={"Range": "bytes=100-199"})
         assert part.status_code == 206 and len(part.content) == 100
         assert re.fullmatch(r"bytes 100-199/\d+", part.headers["content-range"])
@@ -200,6 +201,28 @@ def test_media_by_token_pair_and_side_only(run):
             response = client.get(bad)
             assert response.status_code == 404, bad
             assert b"ftyp" not in response.content
+
+
+def test_the_music_comes_from_the_longer_video(run):
+    run_dir, study_id = run
+    for video in rows(run_dir, "SELECT v.path, j.model FROM videos v JOIN jobs j USING (job_id) "
+                               "WHERE v.status = 'done' AND j.model = 'beta'"):
+        clip(run_dir / video["path"], 1, seconds=1.0)  # beta's videos now last 1 s, alpha's 2 s
+    items = {r["pair_id"]: r for r in rows(run_dir, "SELECT * FROM study_items")}
+    seen = set()
+    with TestClient(make_app(run_dir, study_id)) as client:
+        for token, seq in sequences(run_dir, study_id):
+            sides = {e["pair_id"]: e["left"] for e in seq}
+            state = client.get(f"/r/{token}/state").json()
+            while not state["finished"]:
+                pair = state["pair"]["id"]
+                if items[pair]["kind"] == "pair":
+                    alpha = "left" if sides[pair] == "a" else "right"
+                    assert state["pair"]["music"] == f"/media/{token}/{pair}/{alpha}"
+                    seen.add(alpha)
+                state = client.post(f"/r/{token}/vote", json={"pair_id": pair, "question_id":
+                                                              state["question"]["id"], "side": "tie"}).json()
+    assert seen == {"left", "right"}  # alpha was on both sides, and its music played each time
 
 
 def test_page_state_and_resume(run):
@@ -320,3 +343,21 @@ def test_killed_server_loses_no_vote(run):
     assert len(votes) == len(plan) and {(v["pair_id"], v["question_id"]) for v in votes} == set(plan)
     first = next(v for v in votes if (v["pair_id"], v["question_id"]) == plan[0])
     assert first["side"] == "left"  # the replay changed nothing
+
+
+def test_votes_csv_quotes_names_a_spreadsheet_would_run(run):
+    run_dir, study_id = run
+    (token, seq), _ = sequences(run_dir, study_id)
+    items = {r["pair_id"]: r for r in rows(run_dir, "SELECT * FROM study_items")}
+    entry = next(e for e in seq if items[e["pair_id"]]["kind"] == "pair")
+    store = Store.open(run_dir)
+    try:
+        store.db.execute("UPDATE studies SET model_a = ?, model_b = ? WHERE id = ?",
+                         ('=HYPERLINK("http://evil","x")', "+beta", study_id))
+        store.db.commit()
+        record_vote(store, token, entry["pair_id"], QUESTIONS[0], "left", study_id=study_id)
+        record_vote(store, token, entry["pair_id"], QUESTIONS[1], "right", study_id=study_id)
+        table = list(csv.DictReader(io.StringIO(votes_csv(store, study_id))))
+    finally:
+        store.close()
+    assert {r["chosen_model"] for r in table} == {"'=HYPERLINK(\"http://evil\",\"x\")", "'+beta"}

@@ -5,12 +5,16 @@ Routes (the token of a rater's link is the only credential; no request names a f
                                         404 "not found" for an unknown token or one of another study;
 - GET  /r/{token}/state                 JSON: `total`, `done`, `finished`, `allow_tie`, `questions` ({id,
                                         text}), the current `pair` ({id, index from 1, left/right video URLs
-                                        in the rater's order, `music`: the URL whose audio is played}) and
+                                        in the rater's order, `music`: the URL whose audio is played, the
+                                        longer of the two videos, left when they are as long, so neither
+                                        video is cut short by the music}) and
                                         the `question` to answer next ({id, text, index from 1}) - resumable;
 - POST /r/{token}/vote                  JSON {pair_id, question_id, side}: stored by `votes.record_vote` ->
                                         200 and the new state; 4xx {"detail": why} and nothing written else;
 - GET  /media/{token}/{pair_id}/{side}  the video on `side` (left|right) of that pair, found in the store;
-                                        Range requests are answered 206 (Starlette's FileResponse: seeking).
+                                        Range requests are answered 206 (Starlette's FileResponse: seeking);
+                                        no Last-Modified or ETag, which would tell the models (or a 'same'
+                                        check's two sides) apart by their files' times.
 
 The state never says which video is which model. Pages carry a Content-Security-Policy header that lets
 only the inline script and style run (by hash), media and fetches from the same origin; text reaches the
@@ -24,6 +28,7 @@ import hashlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import uvicorn
@@ -33,6 +38,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from pydantic import BaseModel
 
+from mibench.media.video import probe
 from mibench.store import Store
 from mibench.study.model import Study, StudyError, load_study
 from mibench.study.votes import media_path, progress, record_vote
@@ -70,11 +76,20 @@ def _state(store: Store, token: str, study: Study) -> dict:
              "allow_tie": study.allow_tie, "questions": questions, "pair": None, "question": None}
     if now["pair_id"] is not None:
         media = f"/media/{token}/{now['pair_id']}"
+        lengths = {side: _seconds(media_path(store, token, now["pair_id"], side, study_id=study.id))
+                   for side in ("left", "right")}
+        music = "right" if lengths["right"] > lengths["left"] else "left"
         state["pair"] = {"id": now["pair_id"], "index": now["index"] + 1, "left": f"{media}/left",
-                         "right": f"{media}/right", "music": f"{media}/left"}
+                         "right": f"{media}/right", "music": f"{media}/{music}"}
         index = [q["id"] for q in questions].index(now["question_id"])
         state["question"] = {**questions[index], "index": index + 1}
     return state
+
+
+@lru_cache(maxsize=1024)
+def _seconds(path: Path) -> float:
+    """A video's length in seconds (its header)."""
+    return probe(path).duration
 
 
 def make_app(run_dir: Path, study_id: str) -> FastAPI:
@@ -107,6 +122,9 @@ def make_app(run_dir: Path, study_id: str) -> FastAPI:
         response = await call_next(request)
         response.headers.update({"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                                  "Cache-Control": "no-store"})
+        for name in ("last-modified", "etag"):  # file times would tell the videos apart
+            if name in response.headers:
+                del response.headers[name]
         return response
 
     @app.get("/r/{token}", response_class=HTMLResponse)

@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from mibench.spreadsheet import inert
 from mibench.store import Store
 from mibench.study.checks import check_video
 from mibench.study.model import Study, StudyError, ensure_tables, expected_choice, load_study
@@ -98,7 +99,8 @@ def media_path(store: Store, token: str, pair_id: str, side: str, *, study_id: s
 
 
 def votes_csv(store: Store, study_id: str) -> str:
-    """Every vote of a study as CSV (rater labels, never tokens), with the models chosen and expected answers."""
+    """Every vote of a study as CSV (rater labels, never tokens), with the models chosen and expected answers;
+    cells a spreadsheet would run as formulas are quoted (`mibench.spreadsheet`)."""
     study = load_study(store, study_id)
     judges = {q["id"]: q["judge"] for q in study.questions}
     rows = store.db.execute(
@@ -114,7 +116,8 @@ def votes_csv(store: Store, study_id: str) -> str:
     for r in rows:
         judge = judges.get(r["question_id"])
         chosen = names[r["choice"]] if r["kind"] == "pair" else r["choice"]
-        writer.writerow([study.id, r["label"], r["pair_id"], r["kind"], r["item_id"], r["job_a"], r["job_b"],
-                         r["question_id"], judge, r["side"], r["choice"], chosen,
-                         expected_choice(r["kind"], r["expected"], judge) or "", f"{r['created']:.3f}"])
+        cells = [study.id, r["label"], r["pair_id"], r["kind"], r["item_id"], r["job_a"], r["job_b"],
+                 r["question_id"], judge, r["side"], r["choice"], chosen,
+                 expected_choice(r["kind"], r["expected"], judge) or "", f"{r['created']:.3f}"]
+        writer.writerow([inert(cell) for cell in cells])
     return out.getvalue()
