@@ -149,9 +149,10 @@ def test_paired_comparison_on_shared_items(store):
     assert capture["mean_diff"] == pytest.approx(((4 - 3) + (5 - 7)) / 2)
     assert 0.0 < capture["p_value"] <= 1.0 and capture["p_holm"] == capture["p_value"]  # one pair: no correction
     assert capture["clustering"] == "video"  # two items, two tracks, one prompt: each track holds one item
-    # per video an overall score is the mean of its non-missing quality questions
-    assert comp.loc["overall", "mean_diff"] == pytest.approx(((7 + 6 + 9 + 5) / 4 - (6 + 5 + 7 + 4) / 4
-                                                              + (9 + 7 + 8 + 6) / 4 - (8 + 5 + 9 + 6) / 4) / 2)
+    # overall: per quality question the mean difference over the shared items, then the mean over questions
+    # (imaging, aesthetic, overall consistency, style alignment)
+    per_question = [((7 - 6) + (9 - 8)) / 2, ((6 - 5) + (7 - 5)) / 2, ((9 - 7) + (8 - 9)) / 2, ((5 - 4) + (6 - 6)) / 2]
+    assert comp.loc["overall", "mean_diff"] == pytest.approx(np.mean(per_question))
 
 
 def test_paired_difference_statistics():
@@ -161,7 +162,8 @@ def test_paired_difference_statistics():
     result = paired_difference(pd.Series(a), pd.Series(b), units, n_boot=1000, seed=1)
     assert result["mean_diff"] == pytest.approx((a - b).mean())
     boot = resampled_means((a - b)[:, None], resample(units, 1000, seed=1).weights)[:, 0]
-    assert result["p_value"] == bootstrap_p(boot) and result["p_value"] < 0.05
+    assert bootstrap_p(boot) < 2.0 ** -5  # the resamples alone claim more than 6 items can show
+    assert result["p_value"] == bootstrap_p(boot, n=6) == 2.0 ** -5 and result["p_value"] < 0.05
     assert result["ci_low"] < result["mean_diff"] < result["ci_high"]
     assert result == paired_difference(pd.Series(a), pd.Series(b), units, n_boot=1000, seed=1)
     same = paired_difference(pd.Series(a), pd.Series(a), units, n_boot=100, seed=1)
@@ -197,3 +199,123 @@ def test_objective_metrics_without_judge_answers(tmp_path):
     assert not agg.empty and agg.scores.empty
     assert (row["judge"], row["model"], row["n_videos"], row["n_videos_done"]) == ("", "A", 0, 1)
     assert row["objective.bas"] == 0.5 and np.isnan(row["objective.bas_ci_low"])
+
+
+def design_store(path, spec: dict, tracks=("m0", "m1", "m2"), prompts=("p0", "p1", "p2"),
+                 tags=None) -> Store:
+    """One video per (model, track, prompt); `spec` maps (model, judge) -> score(question id, track, prompt)
+    (None: an unparseable answer; "skip": no answer); `tags` maps a prompt to its tags."""
+    store = Store(path / "mibench.sqlite")
+    rows = []
+    for model in dict.fromkeys(m for m, _ in spec):
+        jobs = [Job(model=model, suite="paper", music_id=m, music_path=None, prompt_id=p, prompt=f"prompt {p}",
+                    seed=0, num_frames=49, tags=(tags or {}).get(p, {})) for m in tracks for p in prompts]
+        store.add_jobs(jobs)
+        for job in jobs:
+            store.record_video(job.job_id, f"v/{job.job_id}.mp4", fingerprint="fp")
+    for job in store.jobs():
+        for (model, judge), score_of in spec.items():
+            if job["model"] != model:
+                continue
+            for qid in ("imaging_quality", "aesthetic_quality"):
+                score = score_of(qid, job["music_id"], job["prompt_id"])
+                if score != "skip":
+                    rows.append({"job_id": job["job_id"], "judge": judge, "question_set": "paper",
+                                 "question_id": qid, "mode": "greedy", "run_index": 0, "question": "q",
+                                 "raw": str(score), "score": score, "distribution": None, "options": {}})
+    store_answers(store, rows)
+    return store
+
+
+def imaging_5_aesthetic_9(qid: str, track: str, prompt: str) -> float:
+    return 5.0 if qid == "imaging_quality" else 9.0
+
+
+def aesthetic_on_p0_only(qid: str, track: str, prompt: str) -> float | None:
+    """Like `imaging_5_aesthetic_9`, but the aesthetic answer is unparseable except on prompt p0."""
+    return 5.0 if qid == "imaging_quality" else (9.0 if prompt == "p0" else None)
+
+
+def test_comparisons_follow_the_boards_category_definition(tmp_path):
+    """With answers missing, a category's paired difference is the mean of its questions' differences
+    (the board's definition), not the difference of per-video means of whatever questions were answered."""
+    store = design_store(tmp_path, {("A", "j"): imaging_5_aesthetic_9, ("B", "j"): aesthetic_on_p0_only,
+                                    ("C", "j"): lambda qid, *_: 6.0 if qid == "imaging_quality" else None})
+    agg = aggregate(store, seed=0, n_boot=200)
+    store.close()
+    board = agg.scores.set_index(["model", "key"])["mean"]
+    assert board["A", "overall"] == board["B", "overall"] == 7.0  # (5 + 9) / 2 for both models
+    comp = agg.comparisons.set_index(["model_a", "model_b", "key"])
+    overall = comp.loc[("A", "B", "overall")]
+    assert overall["mean_diff"] == 0.0 == board["A", "overall"] - board["B", "overall"]
+    assert overall["n_pairs"] == 9 and comp.loc[("A", "B", "aesthetic_quality"), "n_pairs"] == 3
+    assert overall["ci_low"] == overall["ci_high"] == 0.0 and overall["p_value"] == 1.0
+    # C has no aesthetic score at all: no category difference with it, only the imaging one
+    assert ("A", "C", "overall") not in comp.index and ("A", "C", "video_quality") not in comp.index
+    assert comp.loc[("A", "C", "imaging_quality"), "mean_diff"] == -1.0
+
+
+def test_slices_follow_the_boards_category_definition(tmp_path):
+    tags = {"p0": {"dancer": "male"}, "p1": {"dancer": "male"}, "p2": {"dancer": "female"}}
+    store = design_store(tmp_path, {("A", "j"): imaging_5_aesthetic_9, ("B", "j"): aesthetic_on_p0_only},
+                         tags=tags)
+    agg = aggregate(store, seed=0, n_boot=200)
+    store.close()
+    slices = agg.slices.set_index(["axis", "value", "model"])
+    male = slices.loc[("dancer", "male", "B")]
+    assert male["mean"] == 7.0  # imaging 5 on the 6 videos, aesthetic 9 on the 3 that have it
+    assert male["n_videos"] == 6 and male["ci_low"] == male["ci_high"] == 7.0
+    female = slices.loc[("dancer", "female", "B")]  # no aesthetic score there: undefined, as on the board
+    assert np.isnan(female["mean"]) and np.isnan(female["ci_low"]) and female["n_videos"] == 3
+    assert slices.loc[("dancer", "female", "A"), "mean"] == 7.0
+
+
+def test_no_interval_without_two_videos_on_every_member_question(tmp_path):
+    store = design_store(tmp_path, {("A", "j"): lambda qid, track, prompt: (
+        {"m0": 3.0, "m1": 6.0, "m2": 8.0}[track] if qid == "imaging_quality"
+        else (7.0 if (track, prompt) == ("m0", "p0") else None))})
+    agg = aggregate(store, seed=0, n_boot=200)
+    store.close()
+    a = agg.scores.set_index("key")
+    assert a.at["imaging_quality", "ci_low"] < a.at["imaging_quality", "ci_high"]
+    assert a.at["aesthetic_quality", "n_videos"] == 1 and np.isnan(a.at["aesthetic_quality", "ci_low"])
+    for key in ("video_quality", "overall"):  # one member scored on a single video: no interval
+        assert a.at[key, "mean"] == pytest.approx((17 / 3 + 7) / 2)
+        assert np.isnan(a.at[key, "ci_low"]) and np.isnan(a.at[key, "ci_high"]), key
+
+
+def test_a_single_pair_has_no_p_value_and_stays_out_of_holm(tmp_path):
+    tracks = [f"m{i}" for i in range(6)]
+    store = design_store(tmp_path, {
+        ("A", "j"): lambda qid, track, prompt: 5.0 + 0.1 * int(track[1:]),
+        ("B", "j"): lambda qid, track, prompt: 6.0 + 0.1 * int(track[1:]) ** 2 / 5,
+        ("C", "j"): lambda qid, track, prompt: 1.0 if track == "m0" else "skip",  # one item scored
+        ("D", "j"): lambda qid, track, prompt: 9.0 if track in ("m0", "m1") else "skip"},  # two items
+        tracks=tracks, prompts=("p0",))
+    agg = aggregate(store, seed=0, n_boot=500)
+    store.close()
+    comp = agg.comparisons[agg.comparisons["key"] == "imaging_quality"].set_index(["model_a", "model_b"])
+    for pair in (("A", "C"), ("B", "C"), ("C", "D")):
+        assert comp.loc[pair, "n_pairs"] == 1
+        assert np.isnan(comp.loc[pair, "p_value"]) and np.isnan(comp.loc[pair, "p_holm"]), pair
+    defined = comp["p_value"].dropna()
+    assert comp.loc[("A", "B"), "p_holm"] == pytest.approx(min(1.0, 3 * comp.loc[("A", "B"), "p_value"]))
+    assert len(defined) == 3  # A-B, A-D, B-D: the Holm family
+    assert comp.loc[("A", "D"), "n_pairs"] == 2 and comp.loc[("A", "D"), "p_value"] >= 0.5  # 2 units: p >= 2^-1
+    assert comp.loc[("A", "B"), "p_value"] == 2.0 ** -5  # 6 tracks, one prompt: 6 units, p >= 2^-5
+
+
+def test_models_with_objective_metrics_only_keep_their_rows(tmp_path):
+    store = design_store(tmp_path, {("A", "j"): imaging_5_aesthetic_9, ("GT", "j"): lambda *_: "skip"})
+    for job in store.jobs():
+        value = 0.9 if job["model"] == "GT" else 0.5
+        store.record_metrics(job["job_id"], "fp", {"frame_consistency": (value, {}, None)})
+    agg = aggregate(store, seed=0, n_boot=50)
+    store.close()
+    board = leaderboard(agg)
+    assert board["model"].tolist() == ["A", "GT"]
+    gt = board.set_index("model").loc["GT"]
+    assert (gt["judge"], gt["mode"], gt["clustering"]) == ("", "", "")
+    assert (gt["n_videos"], gt["n_answers"], gt["n_missing"], gt["n_low_mass"], gt["n_videos_done"]) == (0, 0, 0, 0, 9)
+    assert gt["objective.frame_consistency"] == pytest.approx(0.9) and np.isnan(gt["overall"])
+    assert board.set_index("model").at["A", "objective.frame_consistency"] == pytest.approx(0.5)

@@ -125,7 +125,7 @@ def test_ties_disagree_unless_both_tie(tmp_path):
 def per_video_table(agg, judge: str) -> pd.DataFrame:
     part = agg.per_video[agg.per_video["judge"] == judge]
     wide = part.pivot(index="job_id", columns="question_id", values="score")
-    wide["overall"] = wide[list(QUESTIONS)].mean(axis=1)
+    wide["overall"] = wide[list(QUESTIONS)].mean(axis=1, skipna=False)  # only videos with every question
     return wide
 
 
@@ -143,7 +143,7 @@ def test_video_correlations_equal_scipy(tmp_path):
     for key in ("imaging_quality", "aesthetic_quality", "overall"):
         both = pd.concat([a[key], b[key]], axis=1, keys=["a", "b"]).dropna()
         row = rows_of(table, key)
-        assert row["n_videos"] == len(both) == (44 if key == "aesthetic_quality" else 48)
+        assert row["n_videos"] == len(both) == (48 if key == "imaging_quality" else 44)
         assert row["spearman_videos"] == pytest.approx(stats.spearmanr(both["a"], both["b"]).statistic)
         assert row["kendall_videos"] == pytest.approx(stats.kendalltau(both["a"], both["b"]).statistic)
 
@@ -208,3 +208,34 @@ def test_compare_on_a_full_suite():
     a, b = rng.integers(0, 11, 1000).astype(float), rng.integers(0, 11, 1000).astype(float)
     row = compare(a, b, videos, 1000, 0)
     assert row["n_models"] == 10 and row["n_videos"] == 1000 and row["n_pairs"] == 45
+
+
+def test_models_are_ranked_by_the_boards_scores(tmp_path):
+    """A model whose high-scoring question is often unanswered: the board's score is the mean of its
+    questions' means, and agreement ranks the models by that score, not by per-video means."""
+    means = {"A": (5.0, 9.0), "B": (6.0, 7.0), "C": (6.3, 6.3)}  # (imaging, aesthetic): A 7 > B 6.5 > C 6.3
+
+    def partial(model, track, prompt, question):
+        return None if (model, question) == ("B", 1) and prompt != 0 else means[model][question]
+
+    store = make_store(tmp_path, {("j1", "greedy"): partial, ("j2", "greedy"): lambda m, t, p, q: means[m][q]},
+                       models=tuple(means))
+    agg = aggregate(store, seed=0, n_boot=100)
+    store.close()
+    board = agg.scores[(agg.scores["judge"] == "j1") & (agg.scores["key"] == "overall")].set_index("model")["mean"]
+    assert board.to_dict() == pytest.approx({"A": 7.0, "B": 6.5, "C": 6.3})
+    table = agreement(agg)
+    row = rows_of(table)
+    assert row["ranking_a"] == row["ranking_b"] == "A > B > C" and row["verdict"] == "same ranking"
+    assert row["n_models"] == 3 and row["kendall_models"] == pytest.approx(1)
+    # per-video correlation of a category: only videos both judges scored on every member question
+    assert row["n_videos"] == 12 + 4 + 12 and rows_of(table, "imaging_quality")["n_videos"] == 36
+
+
+def test_a_partly_scored_judge_is_compared_on_the_shared_videos_and_says_so(tmp_path):
+    table = run(tmp_path, {("j1", "greedy"): ranked,
+                           ("j2", "greedy"): lambda m, t, p, q: ranked(m, t, p, q) if t < 2 else None})
+    row = rows_of(table)
+    assert row["n_videos"] == 4 * 2 * 3 and row["verdict"] == "same ranking"
+    assert row["note"] == "over the 24 videos both judges scored (48 and 24 scored by each; the board's means " \
+                          "use each judge's own)"

@@ -240,3 +240,23 @@ def test_csv_cells_are_never_spreadsheet_formulas(tmp_path):
     assert rows[0]["model"] == "'" + formula and rows[0]["judge"] == "'@cmd"
     assert float(rows[0]["imaging_quality"]) == -3.0  # numbers stay numbers
     assert not any(str(v).startswith(("=", "+", "@")) for row in rows for v in row.values())
+
+
+def test_answers_excluded_for_low_valid_mass_are_marked_on_model_pages(tmp_path):
+    store = Store.open(tmp_path)
+    jobs = [make_job("m", f"t{i}", "p") for i in range(3)]
+    store.add_jobs(jobs)
+    for job, mass, score in zip(jobs, (0.9, 0.2, None), (6.0, 3.25, 5.0), strict=True):
+        store.record_video(job.job_id, tmp_path / f"{job.job_id}.mp4", fingerprint="fp")
+        store_answers(store, [{"job_id": job.job_id, "judge": "j", "question_set": "paper",
+                               "question_id": "imaging_quality", "mode": "expected", "run_index": 0,
+                               "question": "q", "raw": "", "score": score, "distribution": None,
+                               "valid_mass": mass, "options": {}}])
+    store.close()
+    page = (render_report(tmp_path, min_valid_mass=0.5).parent / model_page("m")).read_text()
+    assert page.count("excluded (valid mass &lt; 0.5)") == 1  # the 0.2 answer only (none recorded: kept)
+    marked = page[page.index("excluded (valid mass"):]
+    assert "3.25" in marked[:marked.index("</td>")]  # its parsed score, shown apart, not as the score
+    assert '<span class="v">5.50</span>' in page  # the model's score: (6 + 5) / 2, the excluded answer left out
+    flagged = (render_report(tmp_path).parent / model_page("m")).read_text()
+    assert "excluded (valid mass" not in flagged and "3.25" in flagged  # without the threshold: only flagged

@@ -124,6 +124,16 @@ def test_bootstrap_p_value():
     assert bootstrap_p(np.concatenate([np.full(900, 1.0), np.full(100, -1.0)])) == pytest.approx(2 * 101 / 1001)
 
 
+def test_bootstrap_p_is_never_below_what_n_pairs_can_show():
+    one_sided = np.full(999, 0.5)  # every resample on one side of 0
+    assert bootstrap_p(one_sided) == pytest.approx(2 / 1000)
+    assert bootstrap_p(one_sided, n=2) == 0.5  # a sign-flip test over 2 pairs: p >= 2 / 2^2
+    assert bootstrap_p(one_sided, n=5) == 2.0 ** -4
+    assert bootstrap_p(one_sided, n=1) == 1.0
+    assert bootstrap_p(one_sided, n=30) == pytest.approx(2 / 1000)  # below the data's own p: no change
+    assert np.isnan(bootstrap_p(np.full(10, np.nan), n=3))
+
+
 def test_paired_comparisons_are_holm_corrected_per_metric(tmp_path):
     store = _store_with_track_effect(tmp_path, models=("A", "B", "C"))
     agg = aggregate(store, seed=0, n_boot=500)

@@ -6,19 +6,28 @@ Definitions (the paper's protocol, made explicit):
   run is missing for a question has no score for it;
 - a model's score on a question is the mean over its videos that have one (`n_videos` of them);
 - a category score (Dance Quality, Video Quality, Prompt Alignment) is the mean of its questions'
-  scores, the "Avg" columns of the paper's Tables 1-3; undefined while one of them has no score;
+  scores (each question's mean over the videos that have a score for it, so a video with some answers
+  missing still counts for the others), the "Avg" columns of the paper's Tables 1-3; undefined while one
+  of them has no score. Every number labelled with a category or overall (paired comparisons, slices,
+  cross-judge agreement) follows this definition;
 - `overall` is the mean of the quality questions (Dance Quality + Video Quality: 8 in the paper's set),
   as the paper's Table 4 computes it; prompt alignment is reported apart and is not part of it;
 - 95% confidence intervals: percentile bootstrap with `n_boot` resamples drawn by
   `numpy.random.default_rng(seed)` (same seed, same intervals), clustered by music track and prompt
   (`uncertainty`: videos sharing a track or a prompt are not independent); the clustering used is
-  recorded per row (`clustering`). Each statistic is recomputed on each resample, so category and overall
-  intervals carry the correlation between questions. Fewer than two videos: no interval;
+  recorded per row (`clustering`). Each statistic is recomputed on each resample with the same weights
+  for every question (`uncertainty.resampled_score`), so category and overall intervals carry the
+  correlation between questions; a resample where a member question has no value is left out. No interval
+  unless at least two videos have a score for every member question;
 - paired comparisons, per judge and mode: jobs of two models share `item_id` (same music window, prompt, seed,
-  tempo); per item the difference of the two videos' scores (for a category or overall, a video's
-  score is the mean of its non-missing member questions), their mean with a clustered bootstrap interval
-  over items and the bootstrap p-value of "no difference" (`uncertainty.bootstrap_p`), Holm-adjusted
-  within each family: one column (metric) of one judge evaluation and mode, over every pair of models;
+  tempo). Per question, the mean of a - b over the items both models have a score for; for a category or
+  overall, the mean of those over its member questions (no row when a member question has no pair);
+  `n_pairs` = items with a pair on at least one member question. A clustered bootstrap over those items
+  gives the interval and the p-value of "no difference" (`uncertainty.bootstrap_p`, never below 2^(1 - n)
+  for n pairs: what the exact sign-flip test over them could show); neither unless at least
+  two items have a pair on every member question (p NaN: shown as "—" and not counted by Holm); p = 1
+  when every difference is 0. Holm-adjusted within each family: one column (metric) of one judge
+  evaluation and mode, over every pair of models;
 - expected mode: an answer whose judge put less than `min_valid_mass` of its probability on the valid
   answers 0..10 is excluded (counted in `n_low_mass`, and as missing) when that threshold is given; else
   it is only flagged (`valid_mass` summary, threshold `FLAG_MASS`). Answers stored before the mass was
@@ -47,7 +56,15 @@ import pandas as pd
 from mibench.errors import ConfigError
 from mibench.metrics.kinetics import dist_k
 from mibench.report.slices import slice_scores
-from mibench.report.uncertainty import bootstrap_p, holm, percentile_ci, resample, resampled_means
+from mibench.report.uncertainty import (
+    bootstrap_p,
+    enough_for_interval,
+    holm,
+    percentile_ci,
+    resample,
+    resampled_means,
+    resampled_score,
+)
 from mibench.store import Store
 from mibench.suite.prompts import CATEGORIES, Question, load_question_set
 
@@ -172,14 +189,22 @@ def valid_mass_summary(answers: list[dict], threshold: float, excluded: bool) ->
                          "excluded"])
 
 
+def question_values(part: pd.DataFrame, keys: list[str], index: str = "item_id") -> pd.DataFrame:
+    """The video x question table of scores of `part` (rows: values of `index`; columns: `keys`; NaN where
+    a video has no score for a question)."""
+    wide = part.pivot(index=index, columns="question_id", values="score")
+    return wide.reindex(columns=keys).astype(float)
+
+
 def video_values(part: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
-    """Per video (rows, indexed by item_id) the score of every column; categories and overall are
-    the mean of the video's non-missing member questions."""
-    wide = part.pivot(index="item_id", columns="question_id", values="score")
-    wide = wide.reindex(columns=[c.key for c in columns if c.kind == "question"]).astype(float)
+    """Per video (rows, indexed by item_id) the score of every column, for comparing videos one by one: a
+    question's score; for a category or overall the mean of its member questions, only for a video with a
+    score on every one of them (else NaN, so each video's value is made of the same questions). A model's
+    category score is not the mean of these: it is the mean of its questions' means (the module docstring)."""
+    wide = question_values(part, [c.key for c in columns if c.kind == "question"])
     for column in columns:
         if column.kind != "question":
-            wide[column.key] = wide[list(column.members)].mean(axis=1, skipna=True)
+            wide[column.key] = wide[list(column.members)].mean(axis=1, skipna=False)
     return wide
 
 
@@ -191,7 +216,7 @@ def _units(part: pd.DataFrame, index: pd.Index, key: str) -> pd.DataFrame:
 
 def _group_scores(part: pd.DataFrame, columns: list[Column], n_boot: int, seed: int) -> list[dict]:
     question_keys = [c.key for c in columns if c.kind == "question"]
-    wide = part.pivot(index="job_id", columns="question_id", values="score").reindex(columns=question_keys)
+    wide = question_values(part, question_keys, index="job_id")
     values = wide.to_numpy(dtype=float)
     counts = part.groupby("question_id")[["n_answers", "n_missing"]].sum().reindex(question_keys, fill_value=0)
     means = resampled_means(values, np.ones((1, len(values))))[0]  # the sample itself
@@ -202,7 +227,8 @@ def _group_scores(part: pd.DataFrame, columns: list[Column], n_boot: int, seed: 
     for column in columns:
         idx = [index[m] for m in column.members]
         point = float(np.mean(means[idx]))
-        low, high = percentile_ci(boot[:, idx].mean(axis=1)) if len(values) >= 2 else (np.nan, np.nan)
+        low, high = percentile_ci(boot[:, idx].mean(axis=1)) if enough_for_interval(values[:, idx]) \
+            else (np.nan, np.nan)
         has_any = ~np.isnan(values[:, idx]).all(axis=1)
         rows.append({"key": column.key, "mean": point, "ci_low": low, "ci_high": high,
                      "n_videos": int(has_any.sum()),
@@ -256,30 +282,44 @@ def _kinetic_diversity(metrics: pd.DataFrame, reference: str | None) -> list[dic
     return rows
 
 
-def paired_difference(a: pd.Series, b: pd.Series, units: pd.DataFrame, n_boot: int, seed: int) -> dict | None:
-    """Mean of a - b over the items both have (series indexed by item, `units` their music and prompt),
-    its clustered bootstrap CI and bootstrap p-value (see the module docstring)."""
-    both = pd.concat({"a": a, "b": b}, axis=1).dropna()
-    diffs = (both["a"] - both["b"]).to_numpy(dtype=float)
-    if diffs.size == 0:
+def _as_frame(values: pd.Series | pd.DataFrame) -> pd.DataFrame:
+    return values.to_frame("score") if isinstance(values, pd.Series) else values
+
+
+def paired_difference(a: pd.Series | pd.DataFrame, b: pd.Series | pd.DataFrame, units: pd.DataFrame, n_boot: int,
+                      seed: int) -> dict | None:
+    """The paired difference of one column (see the module docstring) from the two models' scores, indexed
+    by item: a Series (one question) or item x member-question DataFrames with the same columns; `units`
+    holds the items' music and prompt. Per question the mean of a - b over the items both have, then the
+    mean over the questions; its clustered bootstrap CI and bootstrap p-value. None when a question has
+    no pair."""
+    a, b = _as_frame(a), _as_frame(b)
+    items = a.index.intersection(b.index, sort=False)
+    diffs = (a.loc[items] - b.loc[items].reindex(columns=a.columns)).dropna(how="all")
+    values = diffs.to_numpy(dtype=float)
+    if values.size == 0 or np.isnan(values).all(axis=0).any():
         return None
-    draws = resample(units.reindex(both.index), n_boot, seed)
-    boot = resampled_means(diffs[:, None], draws.weights)[:, 0]
-    low, high = percentile_ci(boot) if diffs.size >= 2 else (np.nan, np.nan)
-    p_value = bootstrap_p(boot) if diffs.size >= 2 and np.any(diffs != 0) else 1.0
-    return {"n_pairs": int(diffs.size), "mean_diff": float(diffs.mean()), "ci_low": low, "ci_high": high,
-            "p_value": p_value, "clustering": draws.clustering}
+    draws = resample(units.reindex(diffs.index), n_boot, seed)
+    boot = resampled_score(values, draws.weights)
+    point = float(resampled_score(values, np.ones((1, len(values))))[0])
+    low, high, p_value = np.nan, np.nan, np.nan
+    if enough_for_interval(values):  # also n_pairs >= 2
+        low, high = percentile_ci(boot)
+        p_value = bootstrap_p(boot, len(values)) if np.any(values[~np.isnan(values)] != 0) else 1.0
+    return {"n_pairs": len(values), "mean_diff": point, "ci_low": low, "ci_high": high, "p_value": p_value,
+            "clustering": draws.clustering}
 
 
 def _comparisons(per_video: pd.DataFrame, columns: list[Column], n_boot: int, seed: int) -> pd.DataFrame:
     rows = []
     for (judge, mode), part in per_video.groupby(["judge", "mode"], sort=True):
-        tables = {model: video_values(sub, columns) for model, sub in part.groupby("model", sort=True)}
+        keys = [c.key for c in columns if c.kind == "question"]
+        tables = {model: question_values(sub, keys) for model, sub in part.groupby("model", sort=True)}
         units = part.drop_duplicates("item_id").set_index("item_id")[UNIT_FIELDS]
         for model_a, model_b in itertools.combinations(sorted(tables), 2):
             for column in columns:
-                result = paired_difference(tables[model_a][column.key], tables[model_b][column.key], units,
-                                           n_boot, seed)
+                members = list(column.members)
+                result = paired_difference(tables[model_a][members], tables[model_b][members], units, n_boot, seed)
                 if result is not None:
                     rows.append({"judge": judge, "mode": mode, "model_a": model_a, "model_b": model_b,
                                  "key": column.key, **result})
@@ -340,22 +380,26 @@ def leaderboard(agg: Aggregate) -> pd.DataFrame:
     answers, missing answers and answers excluded for low valid mass, the bootstrap's clustering, then per
     column `<key>`, `<key>_ci_low`, `<key>_ci_high`,
     `<key>_n_videos`, `<key>_missing`; objective metrics join as further such columns named
-    `objective.<name>` (repeated on each judge/mode row of the model; rows with empty judge and mode
-    when the run has objective metrics but no judge answers)."""
+    `objective.<name>` (repeated on each judge/mode row of the model). A model with objective metrics
+    but no judge answers has a row of its own after the others, with empty judge, mode and clustering
+    and zero counts."""
     base = _spread(agg.scores, GROUP, [c.key for c in agg.columns])
     counts = agg.per_video.groupby(GROUP).agg(
         n_videos=("job_id", "nunique"), n_answers=("n_answers", "sum"), n_missing=("n_missing", "sum"),
         n_low_mass=("n_low_mass", "sum"))
-    clustering = agg.scores.groupby(GROUP)["clustering"].first()
+    clustering = agg.scores.groupby(GROUP)["clustering"].first()  # one clustering per (judge, mode, model)
     base = counts.join(clustering).reset_index().merge(base, on=GROUP)
-    if base.empty and not agg.objective.empty:
-        base = pd.DataFrame({"judge": "", "mode": "", "model": sorted(set(agg.objective["model"])),
-                             "n_videos": 0, "n_answers": 0, "n_missing": 0, "n_low_mass": 0, "clustering": ""})
-    base.insert(4, "n_videos_done", [agg.done.get(m, 0) for m in base["model"]])
     objective = agg.objective.assign(key="objective." + agg.objective["key"])
     if not objective.empty:
         spread = _spread(objective, ["model"], list(dict.fromkeys(objective["key"])))
-        base = base.merge(spread, on="model", how="left")
+        base = base.merge(spread, on="model", how="outer")
+        unjudged = base["judge"].isna()
+        base[["judge", "mode", "clustering"]] = base[["judge", "mode", "clustering"]].fillna("")
+        count_fields = ["n_videos", "n_answers", "n_missing", "n_low_mass"]
+        base[count_fields] = base[count_fields].fillna(0).astype(int)
+        base = base.assign(_unjudged=unjudged).sort_values(["_unjudged", *GROUP], kind="stable")
+        base = base.drop(columns="_unjudged")
+    base.insert(4, "n_videos_done", [agg.done.get(m, 0) for m in base["model"]])
     return base.reset_index(drop=True)
 
 

@@ -1,9 +1,11 @@
 """The leaderboard a researcher reads first (top of index.html, first table of the Markdown): one row per
 model name (a generator variant made with other settings is its own name, `generate --as`), with per
-judge evaluation and mode the overall and category scores (95% CI, missing answers) and then the
-headline objective metrics (music-motion BAS under both published recipes and Dist_k); the best
-measured value of each column marked; rows ordered by the first judge group's overall score. Reported
-rows of papers that used the same judge follow the measured ones, labelled (`references`)."""
+judge evaluation and mode the overall and category scores (95% CI), the videos it scored and the missing
+answers, and then the headline objective metrics (music-motion BAS under both published recipes and
+Dist_k; 4 significant digits); the best measured value of each column marked; rows ordered by the first
+judge group's overall score. Reported rows of papers that used the same judge follow the measured ones,
+labelled (`references`). The bootstrap's clustering is decided per model (its design); each group names
+its models' clusterings (`views.clustering_text`)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from mibench.metrics.registry import better
 from mibench.report.aggregate import OVERALL, Aggregate
 from mibench.report.charts import Bar, category_chart, metric_chart, nice_max
 from mibench.report.references import judge_rows
-from mibench.report.views import Cell, model_page
+from mibench.report.views import Cell, clustering_text, model_page, objective_cell
 
 SUMMARY_KEYS = (OVERALL, "dance_quality", "video_quality", "prompt_alignment")
 SUMMARY_LABELS = {OVERALL: "Overall", "dance_quality": "Dance", "video_quality": "Video",
@@ -32,7 +34,7 @@ class BoardGroup:
     mode: str
     keys: list[str]
     settings: str = ""
-    clustering: str = ""
+    clustering: str = ""  # the bootstrap clustering of its models (`views.clustering_text`)
 
     @property
     def title(self) -> str:
@@ -49,7 +51,8 @@ class BoardRow:
     cells: list[list[Cell]]  # per group, per key
     missing: list[int]  # per group: missing answers
     objective: list[Cell]
-    videos: str = ""
+    scored: list[int] = field(default_factory=list)  # per group: videos with a score from that judge and mode
+    generated: int = 0  # videos generated
     href: str | None = None
     generator: str = ""  # the generator and its settings fingerprint
     settings: str = ""  # ... and every setting (shown on hover)
@@ -87,8 +90,8 @@ def build_board(agg: Aggregate, settings: dict[tuple[str, str], str], generators
     present = {c.key for c in agg.columns}
     keys = [k for k in SUMMARY_KEYS if k in present]
     scores = agg.scores.set_index(["judge", "mode", "model", "key"])
-    clustering = agg.scores.groupby(["judge", "mode"])["clustering"].first()
-    groups = [BoardGroup(judge, mode, keys, settings.get((judge, mode), ""), clustering.get((judge, mode), ""))
+    groups = [BoardGroup(judge, mode, keys, settings.get((judge, mode), ""),
+                         clustering_text(agg.scores[(agg.scores["judge"] == judge) & (agg.scores["mode"] == mode)]))
               for judge, mode in pairs]
     objective = agg.objective.set_index(["model", "key"])
     objective_keys = [k for k in HEADLINE_OBJECTIVE if not agg.objective.empty and k in set(agg.objective["key"])]
@@ -96,27 +99,29 @@ def build_board(agg: Aggregate, settings: dict[tuple[str, str], str], generators
     per_video = agg.per_video
     rows = []
     for model in models:
-        cells, missing = [], []
+        cells, missing, scored = [], [], []
         for group in groups:
             index = (group.judge, group.mode, model)
             cells.append([_cell(scores, (*index, key)) for key in group.keys])
             part = per_video[(per_video["judge"] == group.judge) & (per_video["mode"] == group.mode)
                              & (per_video["model"] == model)]
             missing.append(int(part["n_missing"].sum()))
-        scored = per_video.loc[per_video["model"] == model, "job_id"].nunique()
-        rows.append(BoardRow(model, cells, missing, [_cell(objective, (model, k)) for k in objective_keys],
-                             videos=f"{scored} / {agg.done.get(model, 0)}", href=model_page(model),
+            scored.append(int(part["job_id"].nunique()))
+        rows.append(BoardRow(model, cells, missing, [_cell(objective, (model, k), objective=True)
+                                                     for k in objective_keys],
+                             scored=scored, generated=agg.done.get(model, 0), href=model_page(model),
                              generator=generators.get(model, "").split(": ")[0], settings=generators.get(model, "")))
     rows.sort(key=lambda r: _order(r))
     _mark_best(rows, groups, objective_keys)
     return Board(groups, objective_keys, rows, _reference_rows(groups, objective_keys, references or []))
 
 
-def _cell(table, index: tuple) -> Cell:
+def _cell(table, index: tuple, objective: bool = False) -> Cell:
+    make = objective_cell if objective else Cell
     if index not in table.index:
-        return Cell(math.nan)
+        return make(math.nan)
     row = table.loc[index]
-    return Cell(float(row["mean"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n_missing"]))
+    return make(float(row["mean"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n_missing"]))
 
 
 def _order(row: BoardRow) -> tuple:
@@ -152,7 +157,8 @@ def _reference_rows(groups: list[BoardGroup], objective_keys: list[str], documen
                     continue
                 row = rows.setdefault((document["name"], reported["model"]), BoardRow(
                     reported["model"], [[Cell(math.nan) for _ in grp.keys] for grp in groups],
-                    [0] * len(groups), [Cell(math.nan) for _ in objective_keys], label=document["label"]))
+                    [0] * len(groups), [Cell(math.nan) for _ in objective_keys], scored=[0] * len(groups),
+                    label=document["label"]))
                 row.cells[g][group.keys.index(key)] = Cell(float(reported[key]))
     return list(rows.values())
 

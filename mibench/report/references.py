@@ -3,9 +3,10 @@ paper's own tables and what other papers report under the same protocol), each w
 judge, protocol differences, where it was read, whether it was verified and what was left out.
 
 The leaderboard lists a paper's judge-table rows under a judge group only when the paper names the same
-judge card (`judge_card`) and the group is the paper's protocol (greedy); every document is shown in full
-in the report's reference section. Rows of a table are `{model, <question id or category key>: value}`
-(see `paper_reported.yaml`).
+judge card (`judge_card`), its numbers were verified in the paper's own text (`verified: true`) and the
+group is the paper's protocol (greedy); every document is shown in the report's reference section, an
+unverified one without its numbers (`shown`: in leaderboard.json too). Rows of a table are
+`{model, <question id or category key>: value}` (see `paper_reported.yaml`).
 """
 
 from __future__ import annotations
@@ -40,10 +41,22 @@ def _keys(table: dict) -> list[str]:
     return list(dict.fromkeys(k for row in table.get("rows", []) for k in row if k not in ("model", "bold")))
 
 
+def verified(document: dict) -> bool:
+    """Whether a document's numbers were read in the paper's own text (`verified: true`); no number of
+    another document is shown anywhere."""
+    return document.get("verified") is True
+
+
+def shown(document: dict) -> dict:
+    """The document as the report hands it out: an unverified one without its tables' numbers."""
+    return document if verified(document) else {**document, "tables": {}}
+
+
 def judge_rows(documents: list[dict], judge_card: str, key: str) -> list[tuple[dict, dict]]:
     """(document, row) of every reported row of table `key` (dance_quality, video_quality,
-    prompt_alignment) from documents that used `judge_card`."""
-    return [(document, row) for document in documents if document.get("judge_card") == judge_card
+    prompt_alignment) from the verified documents that used `judge_card`."""
+    return [(document, row) for document in documents
+            if verified(document) and document.get("judge_card") == judge_card
             for row in document["tables"].get(key, {}).get("rows", [])]
 
 

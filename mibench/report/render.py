@@ -38,7 +38,7 @@ from markupsafe import Markup
 
 from mibench.report.aggregate import Aggregate, leaderboard
 from mibench.report.board import board_charts
-from mibench.report.references import reported_number
+from mibench.report.references import reported_number, shown, verified
 from mibench.report.reliability import reliability_tables
 from mibench.report.text import (
     AGREEMENT_COLUMNS,
@@ -58,6 +58,7 @@ from mibench.report.views import (
     Cell,
     evaluation_settings_by_label,
     fmt,
+    fmt_significant,
     librosa_versions,
     model_page,
     objective_definitions,
@@ -130,7 +131,7 @@ def _videos(store: Store, model: str, agg: Aggregate, report_dir: Path, all_answ
                                                 a["run_index"])):
         group = answers.setdefault(a["job_id"], {}).setdefault((a["judge"], a["mode"]), [])
         group.append({**a, "label": labels.get(a["question_id"], a["question_id"]),
-                      "spread": distribution_sd(a["distribution"])})
+                      "spread": distribution_sd(a["distribution"]), "excluded": excluded(a, agg.min_valid_mass)})
     metrics: dict[str, list[dict]] = {}
     for m in metric_rows:
         metrics.setdefault(m["job_id"], []).append({**m, "params": _shown_params(m["params"])})
@@ -145,6 +146,14 @@ def _videos(store: Store, model: str, agg: Aggregate, report_dir: Path, all_answ
                                  for (judge, mode), rows in answers.get(job["job_id"], {}).items()],
                     "metrics": metrics.get(job["job_id"], [])})
     return out
+
+
+def excluded(answer: dict, min_valid_mass: float | None) -> bool:
+    """Whether an answer was left out of the scores for its low valid mass (`report --min-valid-mass`; the
+    rule of `aggregate.per_video_scores`)."""
+    mass = answer.get("valid_mass")
+    return (min_valid_mass is not None and answer["mode"] == "expected" and mass is not None
+            and float(mass) < min_valid_mass)
 
 
 def _shown_params(params: str | None) -> str:
@@ -193,7 +202,8 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     script = (TEMPLATES / "sort.js").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    env.globals.update(script=Markup(script), script_hash=f"sha256-{digest}", fmt=fmt, reported=reported_number,
+    env.globals.update(script=Markup(script), script_hash=f"sha256-{digest}", fmt=fmt, fmt_significant=fmt_significant,
+                       reported=reported_number,
                        style=Markup((TEMPLATES / "style.css").read_text(encoding="utf-8")))
     return env
 
@@ -217,7 +227,8 @@ def render_report(run_dir: Path, *, reference: bool = True, seed: int = 0, dist_
                        min_valid_mass=min_valid_mass, exclude_failed_raters=exclude_failed_raters)
         votes = {r.study.id: votes_csv(store, r.study.id) for r in data.studies}
         agg = data.agg
-        common = {"run": run_dir.name, "definitions": DEFINITIONS, "seed": seed, "n_boot": agg.n_boot}
+        common = {"run": run_dir.name, "definitions": DEFINITIONS, "seed": seed, "n_boot": agg.n_boot,
+                  "min_valid_mass": agg.min_valid_mass}
         for model in store.models():
             page = env.get_template("model.html").render(
                 **common, model=model, scores=_model_scores(agg, model),
@@ -244,7 +255,8 @@ def _index_context(store: Store, data: ReportData) -> dict:
             "slices": slice_tables(agg), "objective": data.objective,
             "objective_definitions": objective_definitions(agg), "librosa": librosa_versions(data.metric_rows),
             "dist_reference": agg.dist_reference, "reliability": reliability_tables(store),
-            "references": data.references, "studies": _study_views(data)}
+            "references": [{**shown(d), "verified": verified(d)} for d in data.references],
+            "studies": _study_views(data)}
 
 
 def _study_views(data: ReportData) -> list[dict]:

@@ -15,7 +15,7 @@ from mibench.errors import StoreError
 from mibench.report.aggregate import OVERALL, Aggregate, aggregate, labelled_answers, leaderboard
 from mibench.report.agreement import agreement
 from mibench.report.board import Board, BoardRow, build_board
-from mibench.report.references import load_references, reported_number
+from mibench.report.references import load_references, reported_number, shown, verified
 from mibench.report.views import (
     DEFINITIONS,
     Section,
@@ -27,6 +27,7 @@ from mibench.report.views import (
     settings_text,
     slice_tables,
 )
+from mibench.spreadsheet import inert
 from mibench.store import STORE_NAME, Store
 
 
@@ -89,16 +90,10 @@ def collect(store: Store, run: str, *, reference: bool = True, seed: int = 0, di
                        for sid in study_ids(store)])
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def spreadsheet_csv(table: pd.DataFrame) -> str:
-    """`table` as CSV with every text cell that a spreadsheet would run as a formula (starting with =, +,
-    -, @, tab or carriage return) prefixed with a quote, so it is shown as text (OWASP CSV injection)."""
-    def safe(value: object) -> object:
-        return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
-
-    return table.map(safe).to_csv(index=False)
+    """`table` as CSV with every text cell that a spreadsheet would run as a formula made inert
+    (`mibench.spreadsheet`)."""
+    return table.map(inert).to_csv(index=False)
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -116,7 +111,7 @@ def leaderboard_json(data: ReportData) -> str:
                 "slices": _records(agg.slices), "valid_mass": _records(agg.valid_mass),
                 "agreement": _records(data.agreement),
                 "studies": [_study_record(r) for r in data.studies],
-                "references": data.references}
+                "references": [shown(d) for d in data.references]}
     return json.dumps(document, indent=1, ensure_ascii=False)
 
 
@@ -154,7 +149,8 @@ def markdown(data: ReportData) -> str:
     agg = data.agg
     lines = [f"# mibench report: {_md(data.run)}", "",
              f"Overall = {DEFINITIONS[OVERALL]}. Cells: mean [95% CI]; **bold** = best measured value. "
-             f"Bootstrap: {agg.n_boot} resamples, seed {agg.seed}, clustered by music track and prompt."]
+             f"Bootstrap: {agg.n_boot} resamples, seed {agg.seed}; its clustering per judge group is listed "
+             "under the leaderboard and with each section."]
     if agg.empty:
         lines += ["", "No scores yet: run `mibench score` (and `mibench metrics`) on this run."]
     lines += _md_board(data.board)
@@ -222,10 +218,10 @@ def _md_references(documents: list[dict]) -> list[str]:
     for document in documents:
         lines += ["", f"### {_md(document['label'])}", "", f"Source: {_md(str(document['source']))}. "
                   f"Judge: {_md(str(document.get('judge') or 'not stated'))}. "
-                  f"Verified in the paper's text: {'yes' if document['verified'] else 'no (no number shown)'}."]
+                  f"Verified in the paper's text: {'yes' if verified(document) else 'no (no number shown)'}."]
         lines += [f"- differs: {_md(str(d))}" for d in document.get("protocol_differences") or []]
         lines += [f"- left out: {_md(str(d))}" for d in document.get("left_out") or []]
-        for table in document["tables"].values() if document["verified"] else []:
+        for table in shown(document)["tables"].values():
             keys = table["keys"]
             lines += ["", _md(table.get("caption", "")), "",
                       "| " + " | ".join(["Model", *(_md(table["columns"].get(k, k)) for k in keys)]) + " |",
@@ -239,17 +235,19 @@ def _md_references(documents: list[dict]) -> list[str]:
 def _md_board(board: Board) -> list[str]:
     if board.empty:
         return []
-    headers = ["Model", "Videos"] + [f"{h} ({g.title})" for g in board.groups for h in [*g.headers, "missing"]]
+    headers = ["Model", "Videos generated"] + [f"{h} ({g.title})" for g in board.groups
+                                               for h in [*g.headers, "videos scored", "missing"]]
     headers += board.objective_headers
 
     def cells(row: BoardRow) -> list[str]:
         out = []
         for g, group_cells in enumerate(row.cells):
-            out += [_md_cell(c) for c in group_cells] + [str(row.missing[g]) if not row.label else ""]
+            out += [_md_cell(c) for c in group_cells]
+            out += ["", ""] if row.label else [str(row.scored[g]), str(row.missing[g])]
         return out + [_md_cell(c) for c in row.objective]
 
     lines = ["", "## Leaderboard", "", "| " + " | ".join(map(_md, headers)) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join([_md(r.model), r.videos, *cells(r)]) + " |" for r in board.rows]
+    lines += ["| " + " | ".join([_md(r.model), str(r.generated), *cells(r)]) + " |" for r in board.rows]
     for row in board.reference:
         lines.append("| " + " | ".join([f"{_md(row.model)} ({_md(row.label)})", "", *cells(row)]) + " |")
     for group in board.groups:
@@ -292,7 +290,7 @@ def _md_slices(agg: Aggregate) -> list[str]:
         lines += ["", f"### Slice by {t['axis']} ({_md(t['judge'])} · {t['mode']}, {t['key']})", "",
                   "| " + " | ".join([t["axis"], *map(_md, t["models"])]) + " |", "|" + "---|" * (len(t["models"]) + 1)]
         for row in t["rows"]:
-            cells = [f"{cell.text} (n={n})" if n else "—" for cell, n in row["cells"]]
+            cells = [f"{_md_cell(cell)} (n={n})" if n else "—" for cell, n in row["cells"]]
             lines.append("| " + " | ".join([_md(str(row["value"])), *cells]) + " |")
     return (["", "## Slices"] + lines) if lines else []
 

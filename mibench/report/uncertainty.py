@@ -10,6 +10,12 @@ unit resamples exactly like the units); with two such factors the resample draws
 and weighs a unit by the product of its track's and its prompt's draw counts (the two-way "pigeonhole"
 bootstrap, Owen 2007, for crossed designs); with none it draws the units themselves. A resample whose
 drawn tracks and prompts share no unit has no value and is left out of the percentiles.
+
+A paired p-value (`bootstrap_p(samples, n)`) is never below 2^(1 - n) for n pairs: under "no difference"
+the two videos of an item are exchangeable, so the exact sign-flip test over the n pairs cannot give a
+smaller two-sided p-value, and with few pairs the bootstrap's own share of resamples beyond 0 would claim
+more certainty than n pairs hold. A score made of several questions (a category, overall) is the mean of its questions'
+means (`resampled_score`): each resample reweighs every question's values with the same weights.
 """
 
 from __future__ import annotations
@@ -75,6 +81,20 @@ def resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return sums / counts
 
 
+def resampled_score(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """A score made of the columns (questions) of `values` in every resample: the mean over the columns of
+    their weighted means (`resampled_means`), (n, m) values -> (n_boot,); NaN (undefined) where a resample
+    holds no value of some column."""
+    return resampled_means(values, weights).mean(axis=1)
+
+
+def enough_for_interval(values: np.ndarray) -> bool:
+    """Whether an interval of a score made of the columns of `values` (n units, m questions) is worth
+    computing: at least 2 units with a value in every column (else some column's resampled mean is fixed
+    or undefined and the interval too narrow)."""
+    return values.ndim == 2 and values.shape[1] > 0 and int((~np.isnan(values)).sum(axis=0).min()) >= 2
+
+
 def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
     """The 2.5 and 97.5 percentiles of the defined resampled statistics (NaN, NaN when none)."""
     samples = samples[~np.isnan(samples)]
@@ -84,16 +104,21 @@ def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_p(samples: np.ndarray) -> float:
+def bootstrap_p(samples: np.ndarray, n: int | None = None) -> float:
     """Two-sided p-value of "the statistic is 0" from its resampled values: twice the smaller share of
-    resamples on either side of 0, each counted as (k + 1) / (B + 1) so it is never 0 (the test the
-    percentile interval inverts: p < 0.05 exactly when 0 lies outside the 95% interval, up to ties)."""
+    resamples on either side of 0, each counted as (j + 1) / (B + 1) so it is never 0 (the test the
+    percentile interval inverts: p < 0.05 exactly when 0 lies outside the 95% interval, up to ties), and
+    for a paired statistic of `n` pairs never below 2^(1 - n) (see the module docstring). NaN without a
+    defined resample."""
     samples = samples[~np.isnan(samples)]
     if samples.size == 0:
         return np.nan
     below = (np.sum(samples <= 0) + 1) / (samples.size + 1)
     above = (np.sum(samples >= 0) + 1) / (samples.size + 1)
-    return float(min(1.0, 2 * min(below, above)))
+    p_value = min(1.0, 2 * min(below, above))
+    if n is not None:
+        p_value = max(p_value, min(1.0, 2.0 ** (1 - n)))
+    return float(p_value)
 
 
 def holm(p_values: list[float]) -> list[float]:

@@ -1,7 +1,9 @@
 """The views the report pages and the Markdown tables are made of: cells with confidence intervals,
 leaderboard rows and tables laid out like the paper's Tables 1-3, one section per judge evaluation and
 mode (with the settings behind it), charts, paired comparisons, the slice tables, the objective metrics
-table; the labels and definitions every output shares."""
+table; the labels and definitions every output shares. Judge scores (0-10) are shown with 2 decimals,
+objective metrics with 4 significant digits (`objective_cell`; their scales differ and BAS values close
+to each other must not print alike); CSV and JSON keep full precision."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+import pandas as pd
 from markupsafe import Markup
 
 from mibench.metrics.registry import METRICS, better
@@ -24,16 +27,22 @@ DEFINITIONS = {
     "video_score": "per video, the mean over the judge's runs of the parsed scores",
     "model_score": "the mean over the model's videos that have a score",
     "missing": "an unparseable answer is missing: counted, never averaged in as 0",
-    "category": "the mean of the category's metric scores (the paper's Avg columns)",
+    "category": "the mean of the category's metric scores (the paper's Avg columns), each metric's score the "
+                "mean over the videos that have one; every category or overall number (comparisons, slices, "
+                "cross-judge agreement) is made the same way",
     OVERALL: "the mean of the quality metrics (Dance Quality + Video Quality: 8 in the paper's question set), "
              "as the paper's Table 4; prompt alignment is not part of it",
-    "ci": "95% percentile bootstrap clustered by music track and prompt: each resample draws tracks and "
-          "prompts, not videos (videos sharing a track or a prompt are not independent); where a suite crosses "
+    "ci": "95% percentile bootstrap that draws music tracks and prompts, not videos, wherever they group a "
+          "model's videos (videos sharing a track or a prompt are not independent); where a suite crosses "
           "both, both are drawn and a video weighs the product of its track's and prompt's draws (two-way "
-          "bootstrap); the clustering used is named with each table",
-    "comparison": "paired over items (same music window, prompt, seed): mean difference A - B with its clustered "
-                  "bootstrap CI and p-value (twice the share of resamples beyond 0); p adjusted with Holm's "
-                  "method within each metric of a judge evaluation (the family: every pair of models)",
+          "bootstrap); a factor whose every level holds one video is not a cluster, and with none the videos "
+          "are drawn. The clustering is decided per model and named with each table",
+    "comparison": "paired over items (same music window, prompt, seed): per metric the mean difference A - B over "
+                  "the items both models have a score for (for a category or overall, the mean of those over its "
+                  "metrics), with its clustered bootstrap CI and p-value (twice the share of resamples beyond 0, "
+                  "never below 2^(1 - n) for n pairs, what an exact sign-flip test could show; none with fewer "
+                  "than 2 pairs); p adjusted with Holm's method within each metric of a judge evaluation (the "
+                  "family: every pair of models)",
     "valid_mass": "expected mode only: the probability the judge put on the answers 0..10; answers below the "
                   "threshold are flagged, and left out (counted as missing) when `report --min-valid-mass` is "
                   "given",
@@ -47,14 +56,18 @@ class Cell:
     high: float = math.nan
     n_missing: int = 0
     best: bool = False
+    significant: int | None = None  # show this many significant digits (objective metrics), else 2 decimals
+
+    def _fmt(self, value: float) -> str:
+        return fmt(value) if self.significant is None else fmt_significant(value, self.significant)
 
     @property
     def text(self) -> str:
-        return fmt(self.value)
+        return self._fmt(self.value)
 
     @property
     def ci(self) -> str:
-        return "" if math.isnan(self.low) else f"[{fmt(self.low)}, {fmt(self.high)}]"
+        return "" if math.isnan(self.low) else f"[{self._fmt(self.low)}, {self._fmt(self.high)}]"
 
     @property
     def sort(self) -> str:
@@ -98,6 +111,37 @@ class Section:
 
 def fmt(value: float | None, digits: int = 2) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+OBJECTIVE_DIGITS = 4  # significant digits of an objective metric's value
+
+
+def fmt_significant(value: float | None, digits: int = OBJECTIVE_DIGITS) -> str:
+    """`value` with `digits` significant digits, never in exponent form (0.0004321, 0.2712, 12.35, 12346)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.{digits - 1}f}" if value == 0 else str(value)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+def objective_cell(value: float, low: float = math.nan, high: float = math.nan, n_missing: int = 0) -> Cell:
+    """A cell of an objective metric: shown with `OBJECTIVE_DIGITS` significant digits."""
+    return Cell(value, low, high, n_missing, significant=OBJECTIVE_DIGITS)
+
+
+def clustering_text(scores: pd.DataFrame) -> str:
+    """The bootstrap clustering of the models of a judge group's score rows (model, clustering; it is
+    decided per model, by its design): the clustering when all share one, else each clustering followed
+    by its models, "music track x prompt (A, B); video (C)"."""
+    per_model = scores.drop_duplicates("model").sort_values("model")
+    models: dict[str, list[str]] = {}
+    for model, clustering in zip(per_model["model"], per_model["clustering"], strict=True):
+        models.setdefault(clustering, []).append(model)
+    if len(models) == 1:
+        return next(iter(models))
+    return "; ".join(f"{clustering} ({', '.join(names)})" for clustering, names in sorted(models.items()))
 
 
 def model_page(model: str) -> str:
@@ -195,12 +239,10 @@ def sections(agg: Aggregate, references: list[dict], settings: dict[tuple[str, s
     """One section per judge evaluation and mode, with its settings; the paper's protocol (greedy) first."""
     pairs = sorted(set(agg.scores[["judge", "mode"]].itertuples(index=False, name=None)),
                    key=lambda p: (p[0], p[1] != "greedy", p[1]))
-    def clustering(judge: str, mode: str) -> str:
-        part = agg.scores[(agg.scores["judge"] == judge) & (agg.scores["mode"] == mode)]
-        return ", ".join(f"{model}: {c}" for model, c in part.groupby("model")["clustering"].first().items())
-
+    scores = agg.scores
     return [Section(judge, mode, _tables(agg, judge, mode, references), _charts(agg, judge, mode),
-                    _comparisons(agg, judge, mode), settings.get((judge, mode), ""), clustering(judge, mode))
+                    _comparisons(agg, judge, mode), settings.get((judge, mode), ""),
+                    clustering_text(scores[(scores["judge"] == judge) & (scores["mode"] == mode)]))
             for judge, mode in pairs]
 
 
@@ -214,9 +256,9 @@ def objective_table(agg: Aggregate) -> Table | None:
     indexed = agg.objective.set_index(["model", "key"])
     rows = []
     for model in sorted(set(agg.objective["model"])):
-        cells = [Cell(*indexed.loc[(model, k), ["mean", "ci_low", "ci_high"]].astype(float),
-                      int(indexed.at[(model, k), "n_missing"])) if (model, k) in indexed.index else Cell(math.nan)
-                 for k in keys]
+        cells = [objective_cell(*indexed.loc[(model, k), ["mean", "ci_low", "ci_high"]].astype(float),
+                                int(indexed.at[(model, k), "n_missing"])) if (model, k) in indexed.index
+                 else objective_cell(math.nan) for k in keys]
         rows.append(Row(model, cells, href=model_page(model), missing=sum(c.n_missing for c in cells)))
     for i, key in enumerate(keys):
         direction = better(key)
