@@ -8,7 +8,10 @@ Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
                 with other settings gets its own name (`generate --as NAME`);
 - `videos`      one row per job that was generated or registered: path (relative to the run folder when
                 inside it), status (`done`/`failed`), error, seconds taken, the generator's metadata
-                (JSON) and the settings fingerprint it was made under;
+                (JSON), the settings fingerprint it was made under and `content`, the SHA-256 of the file's
+                bytes when it was recorded (its first 16 hex digits). A job's answers and metric values
+                describe that file: recording another file for the job deletes them (`record_video`), and
+                the score and metrics stages record a file changed since as failed (`changed_videos`);
 - `evaluations` one row per judge evaluation: its fingerprint (judge, weights, preset, mode, modal,
                 decoding, question texts, seed), the judge, the mode and the settings;
 - `answers`     one row per (job, evaluation, question, run index): raw text, parsed score (NULL when
@@ -25,14 +28,16 @@ Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
 Every write is an upsert inside a transaction, so re-running a stage replaces rows instead of adding
 duplicates, and a killed run loses at most the row in flight. Results are keyed by their settings
 fingerprint: work made under other settings is never reused, and never overwritten (it stays, under
-its own fingerprint). A schema-2 store is upgraded in place when opened (columns added: its jobs have no
-tags, its answers no valid mass: both shown as unknown). WAL mode lets several local processes write to
+its own fingerprint). An older store (schema 2 or 3) is upgraded in place when opened (columns added: its
+jobs have no tags, its answers no valid mass, its videos no content digest: shown as unknown, and a video
+without a digest is never reported as changed). WAL mode lets several local processes write to
 one store. Paths are stored relative to the run folder, so a run folder can be moved or copied and used
 from any directory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -45,7 +50,7 @@ from pathlib import Path
 from mibench.errors import StoreError
 from mibench.suite.jobs import Job
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STORE_NAME = "mibench.sqlite"
 CLAIM_LEASE_S = 3600.0  # a claim of a process on another host is trusted this long
 
@@ -62,7 +67,8 @@ CREATE TABLE IF NOT EXISTS models (
     created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS videos (
     job_id TEXT PRIMARY KEY REFERENCES jobs(job_id), path TEXT, status TEXT NOT NULL,
-    error TEXT, seconds REAL, info TEXT NOT NULL DEFAULT '{}', fingerprint TEXT NOT NULL, created REAL NOT NULL);
+    error TEXT, seconds REAL, info TEXT NOT NULL DEFAULT '{}', fingerprint TEXT NOT NULL, created REAL NOT NULL,
+    content TEXT);
 CREATE TABLE IF NOT EXISTS evaluations (
     id TEXT PRIMARY KEY, judge TEXT NOT NULL, mode TEXT NOT NULL, settings TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS answers (
@@ -83,8 +89,11 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 _JOB_COLUMNS = ("job_id", "item_id", "model", "suite", "music_id", "music_path", "prompt_id", "prompt",
                 "seed", "num_frames", "tempo", "bpm", "genre", "tags")
+CHANGED_VIDEO = ("its file changed after it was recorded, so scores and metrics would describe another file (delete "
+                 "it and run `mibench generate` again, or register it again)")
 _UPGRADES = {2: ("ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
-                 "ALTER TABLE answers ADD COLUMN valid_mass REAL")}  # from version -> to the next
+                 "ALTER TABLE answers ADD COLUMN valid_mass REAL"),
+             3: ("ALTER TABLE videos ADD COLUMN content TEXT",)}  # from version -> to the next
 
 
 class Store:
@@ -196,19 +205,36 @@ class Store:
         return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM jobs ORDER BY model")]
 
     def record_video(self, job_id: str, path: Path | None, *, fingerprint: str, status: str = "done",
-                     error: str | None = None, seconds: float | None = None, info: dict | None = None) -> None:
+                     error: str | None = None, seconds: float | None = None, info: dict | None = None) -> int:
+        """Record a job's video (or its failure). When it replaces a 'done' video with other bytes (or one whose
+        bytes were not recorded), the job's judge answers and metric values, which describe the old file, are
+        deleted; returns how many rows were."""
+        content = file_digest(Path(path)) if path is not None and status == "done" and Path(path).is_file() else None
         with self.transaction():
+            old = self.db.execute("SELECT status, content FROM videos WHERE job_id=?", (job_id,)).fetchone()
+            dropped = 0
+            if old is not None and old["status"] == "done" and (old["content"] is None or old["content"] != content):
+                dropped += self.db.execute("DELETE FROM answers WHERE job_id=?", (job_id,)).rowcount
+                dropped += self.db.execute("DELETE FROM metrics WHERE job_id=?", (job_id,)).rowcount
             self.db.execute(
-                "INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
+                "INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
                 "path=excluded.path, status=excluded.status, error=excluded.error, seconds=excluded.seconds, "
-                "info=excluded.info, fingerprint=excluded.fingerprint, created=excluded.created",
+                "info=excluded.info, fingerprint=excluded.fingerprint, created=excluded.created, "
+                "content=excluded.content",
                 (job_id, self.relative(path) if path else None, status, error, seconds,
-                 json.dumps(info or {}, default=str), fingerprint, time.time()),
+                 json.dumps(info or {}, default=str), fingerprint, time.time(), content),
             )
+        return dropped
+
+    def changed_videos(self, rows: Iterable[dict]) -> set[str]:
+        """The job ids of the `videos()` rows whose file no longer has the bytes recorded (`CHANGED_VIDEO`);
+        rows without a recorded digest (older stores) are not checked."""
+        return {row["job_id"] for row in rows if row.get("content") and row["path"] and Path(row["path"]).is_file()
+                and file_digest(Path(row["path"])) != row["content"]}
 
     def videos(self, model: str | None = None, status: str | None = "done") -> list[dict]:
         """Videos joined with their jobs, in job order; `path` is absolute."""
-        query = ("SELECT j.*, v.path, v.status, v.error, v.seconds, v.info, v.fingerprint "
+        query = ("SELECT j.*, v.path, v.status, v.error, v.seconds, v.info, v.fingerprint, v.content "
                  "FROM jobs j JOIN videos v USING (job_id)")
         conds, args = [], []
         if model is not None:
@@ -346,6 +372,15 @@ class Store:
             row["options"] = json.loads(row["options"])
             row["versions"] = json.loads(row["versions"])
         return rows
+
+
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of the SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def _job_value(value: object) -> object:

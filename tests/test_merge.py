@@ -174,11 +174,12 @@ def test_a_failed_write_adds_no_rows_and_merging_again_completes(runs, tmp_path,
 
 
 def test_an_older_run_is_upgraded_and_merged(runs, tmp_path):
-    old = tmp_path / "old"  # A as mibench 0.x (schema 2) wrote it: no prompt tags, no valid mass
+    old = tmp_path / "old"  # A as mibench 0.x (schema 2) wrote it: no prompt tags, no valid mass, no video digests
     shutil.copytree(runs["A"], old)
     with closing(sqlite3.connect(old / STORE_NAME)) as db, db:
         db.execute("ALTER TABLE jobs DROP COLUMN tags")
         db.execute("ALTER TABLE answers DROP COLUMN valid_mass")
+        db.execute("ALTER TABLE videos DROP COLUMN content")
         db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     summary = merge_runs([old], tmp_path / "M")
     assert summary.added["jobs"] == 2 and summary.added["answers"] == 22

@@ -130,10 +130,11 @@ def test_jobs_keep_their_prompt_tags_and_a_schema_2_store_is_upgraded(tmp_path):
     # the same store as mibench 0.x (schema 2) wrote it: no tags, no valid mass
     store.db.execute("ALTER TABLE jobs DROP COLUMN tags")
     store.db.execute("ALTER TABLE answers DROP COLUMN valid_mass")
+    store.db.execute("ALTER TABLE videos DROP COLUMN content")
     store.db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     store.close()
     upgraded = Store.open(tmp_path)
-    assert upgraded.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    assert upgraded.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
     assert upgraded.jobs()[0]["tags"] == {} and upgraded.answers()[0]["valid_mass"] is None
     assert upgraded.answers()[0]["score"] == 5.0
     upgraded.add_jobs(_jobs(1))

@@ -5,9 +5,12 @@ generator's settings, weights identity, fingerprint and metadata, the music wind
 name stands for one set of settings (its fingerprint, `mibench.fingerprint`): generating under a name
 the run already holds with other settings stops before any work and names the differences; a variant
 gets its own name (`generate --as NAME`). A job whose video is recorded as done under the same
-fingerprint and still on disk is skipped, so re-running resumes; a failed job is recorded with its
-error and the others go on. Each job is claimed in the store while it is made (`Store.claim`), so two
-processes generating into one run share the jobs instead of both doing every one.
+fingerprint and still on disk is skipped, so re-running resumes, unless it was made from music with
+other bytes under the same name (the sidecar's `music_file` identity), which stops the command; a
+recorded video replaced by one with other bytes loses its judge answers and metric values
+(`Store.record_video`, logged). A failed job is recorded with its error and the others go on. Each
+job is claimed in the store while it is made (`Store.claim`), so two processes generating into one run
+share the jobs instead of both doing every one.
 
 The videos are made by `VideoMaker` workers, in this process or on Ray workers (`executor`, see
 `mibench.stages.executor`); this process alone records them in the store.
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mibench.errors import ConfigError, MibenchError
+from mibench.fingerprint import file_identity
 from mibench.generators.base import Generator
 from mibench.media.audio import atomic_output
 from mibench.stages.executor import Executor, LocalExecutor, Outcome, Work
@@ -110,8 +114,20 @@ def generate_jobs(run_dir: Path, store: Store, generator: Generator, jobs: list[
 
 def _done(store: Store, job: Job, fingerprint: str) -> bool:
     video = store.video(job.job_id)
-    return video is not None and video["status"] == "done" and video["fingerprint"] == fingerprint \
-        and Path(video["path"]).is_file()
+    if video is None or video["status"] != "done" or video["fingerprint"] != fingerprint \
+            or not Path(video["path"]).is_file():
+        return False
+    _check_same_music(job, json.loads(video["info"]).get("music_file"))
+    return True
+
+
+def _check_same_music(job: Job, made_from: str | None) -> None:
+    """Stop when a job's video was made from music with other bytes than this command's file of that name
+    (its job id names the music, not its bytes); videos recorded without the music's identity pass."""
+    if made_from and job.music_path and Path(job.music_path).is_file() \
+            and file_identity(Path(job.music_path)) != made_from:
+        raise ConfigError(f"job {job.job_id} was made from other music named {job.music_id!r} ({job.music_path} "
+                          "has other bytes)", "give the music the run was made with, or use a new --run")
 
 
 def _tasks(store: Store, jobs: list[Job], todo: set[str], fingerprint: str, held: set[str], summary: StageSummary,
@@ -143,8 +159,11 @@ def _record(run_dir: Path, store: Store, job: Job, fingerprint: str, outcome: Ou
         return
     for warning in result["info"].get("warnings", []):
         log(f"warning {job.job_id}: {warning}")
-    store.record_video(job.job_id, video_path(run_dir, job), fingerprint=fingerprint, seconds=result["seconds"],
-                       info=result["info"])
+    dropped = store.record_video(job.job_id, video_path(run_dir, job), fingerprint=fingerprint,
+                                 seconds=result["seconds"], info=result["info"])
+    if dropped:
+        log(f"{job.job_id}: the new video has other bytes than the one it replaces: its {dropped} judge answers "
+            "and metric values were deleted")
     summary.done += 1
 
 
@@ -173,7 +192,8 @@ class VideoMaker:
             return {"error": exc.line()}
         seconds = time.perf_counter() - start
         info = {**info, "generator": generator.card.name, "preset": generator.preset,
-                "settings": generator.settings, "device": generator.device}
+                "settings": generator.settings, "device": generator.device,
+                "music_file": file_identity(Path(job.music_path)) if job.music_path else None}
         write_sidecar(out.with_suffix(".json"), {"job": job.to_dict(), "seconds": seconds,
                                                  "fingerprint": generator.fingerprint,
                                                  "identity": generator.identity, **info})

@@ -12,7 +12,10 @@ and the parent records them as they come.
 
 Metrics are stored under the fingerprint of the stage options (`metrics_fingerprint`): a video is
 measured again when its metrics under these options are incomplete, and values made under other
-options stay beside them (the report reads, per metric, the options recorded last).
+options stay beside them (the report reads, per metric, the options recorded last). Each video to
+measure is claimed in the store (`metrics:<fingerprint>:<job>`) until its values are recorded, so a second
+process on the same run leaves it alone (counted as measured elsewhere). A video whose file changed
+after it was recorded is failed, not measured (`Store.changed_videos`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from mibench.metrics.motion import WORK_HEIGHT
 from mibench.metrics.pose import require_estimator
 from mibench.stages.executor import Executor, Work
 from mibench.stages.summary import StageSummary
-from mibench.store import Store
+from mibench.store import CHANGED_VIDEO, Store
 
 Result = tuple[dict[str, MetricValue] | None, str | None]
 _PROCESS_MUSIC: dict = {}  # a worker process's tracked music, kept across the videos it is given
@@ -89,31 +92,47 @@ def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit:
     names = set(metric_names(recipes, pose=pose))
     chosen = models or store.models()
     rows = [row for model in chosen for row in store.videos(model)][:limit]
+    changed = store.changed_videos(rows)
+    rows = [row for row in rows if row["job_id"] not in changed]
     common = {"method": method, "height": height, "recipes": tuple(recipes), "pose": pose}
     fingerprint = metrics_fingerprint(common)
-    summary = StageSummary()
-    pending = []
-    for row in rows:
-        if names <= store.metric_names(row["job_id"], fingerprint):
-            summary.skipped += 1
+    summary = StageSummary(failed=[(job_id, CHANGED_VIDEO) for job_id in sorted(changed)])
+    pending, held = [], {}  # held: job id -> the key of its claim
+    try:
+        for row in rows:
+            key = f"metrics:{fingerprint}:{row['job_id']}"
+            if names <= store.metric_names(row["job_id"], fingerprint):
+                summary.skipped += 1
+            elif not store.claim(key):
+                summary.elsewhere += 1
+            elif names <= store.metric_names(row["job_id"], fingerprint):  # another process finished it meanwhile
+                store.release(key)
+                summary.skipped += 1
+            else:
+                held[row["job_id"]] = key
+                pending.append(row)
+                continue
             advance()
+        pending.sort(key=lambda row: row["item_id"])  # stable: models stay in order within an item
+        tasks = [(row["path"], common | {"bpm": row["bpm"] * row["tempo"] if row["bpm"] else None})
+                 for row in pending]
+        if executor is None:
+            in_order = _results(tasks, workers, max(1, len(chosen)))
+            results = ((row["job_id"], result, []) for row, result in zip(pending, in_order, strict=True))
         else:
-            pending.append(row)
-    pending.sort(key=lambda row: row["item_id"])  # stable: models stay in order within an item
-    tasks = [(row["path"], common | {"bpm": row["bpm"] * row["tempo"] if row["bpm"] else None}) for row in pending]
-    if executor is None:
-        in_order = _results(tasks, workers, max(1, len(chosen)))
-        results = ((row["job_id"], result, []) for row, result in zip(pending, in_order, strict=True))
-    else:
-        results = _through(executor, store.root, pending, tasks)
-    for job_id, (values, error), retries in results:
-        summary.retried += [(job_id, lost) for lost in retries]
-        if values is None:
-            summary.failed.append((job_id, error))
-        else:
-            store.record_metrics(job_id, fingerprint, values)
-            summary.done += 1
-        advance()
+            results = _through(executor, store.root, pending, tasks)
+        for job_id, (values, error), retries in results:
+            summary.retried += [(job_id, lost) for lost in retries]
+            if values is None:
+                summary.failed.append((job_id, error))
+            else:
+                store.record_metrics(job_id, fingerprint, values)
+                summary.done += 1
+            store.release(held.pop(job_id))
+            advance()
+    finally:
+        for key in held.values():
+            store.release(key)
     summary.results = _stored(store, rows, names, fingerprint)
     return summary
 

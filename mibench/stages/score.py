@@ -14,6 +14,7 @@ preset, modal, decoding and weights, plus the mode, the seed and the exact text 
 its fingerprint keys the answers. Questions already answered for (job, evaluation, run) are skipped;
 a changed setting starts a new evaluation, and the answers of earlier ones stay beside it. Each run of a
 video is claimed in the store while it is scored, so several processes scoring one run share the work.
+A video whose file changed after it was recorded is failed, not scored (`Store.changed_videos`).
 
 A video's runs are answered by a `Scorer` worker (one task per video), in this process or on Ray workers
 (`executor`, see `mibench.stages.executor`); this process alone records the answers, run by run.
@@ -31,7 +32,7 @@ from mibench.judges.base import Judge, JudgeAnswer
 from mibench.judges.parse import parse_score
 from mibench.stages.executor import Executor, LocalExecutor, Outcome, Work
 from mibench.stages.summary import StageSummary
-from mibench.store import Store
+from mibench.store import CHANGED_VIDEO, Store
 from mibench.suite.prompts import QuestionSet
 
 MODES = ("greedy", "expected")
@@ -62,12 +63,14 @@ def score_videos(store: Store, judge: Judge, questions: QuestionSet, *, models: 
     """Score every finished video (of `models`, the first `limit`) `runs` times, in this process or through
     `executor`; `summary.results` holds every stored answer of this evaluation for the chosen videos."""
     videos = [v for m in (models or store.models()) for v in store.videos(m)][:limit]
+    changed = store.changed_videos(videos)
+    videos = [v for v in videos if v["job_id"] not in changed]
     settings = evaluation_settings(judge, questions, mode=mode, seed=seed)
     evaluation = digest(settings)
     store.add_evaluation(evaluation, judge.name, mode, settings)
     options = {"modal": judge.modal, "max_new_tokens": judge.max_new_tokens, "runs": runs, "seed": seed,
                "preset": judge.preset, "question_set": questions.name}
-    summary = StageSummary()
+    summary = StageSummary(failed=[(job_id, CHANGED_VIDEO) for job_id in sorted(changed)])
     plan = _Plan(store, questions, evaluation, runs, seed, summary)
     todo = sum(any(plan.unanswered(video, run_index) for run_index in range(runs)) for video in videos)
     work = Work(f"score with {judge.name}", Scorer, store.root, judge, judge_fingerprint)
