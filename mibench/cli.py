@@ -54,7 +54,7 @@ from mibench.cli_common import (
     run_dir_of,
     say,
 )
-from mibench.errors import ConfigError, MibenchError
+from mibench.errors import ConfigError, MibenchError, StoreError
 from mibench.speed.commands import bench_app
 from mibench.stages.merge_command import merge_command
 from mibench.study.commands import study_app
@@ -82,6 +82,7 @@ def _options(verbose: Annotated[bool, typer.Option("--verbose", help="Also show 
 
 @app.command()
 def generate(
+    context: typer.Context,
     model: Annotated[str | None, typer.Option("--model", help="Generator name (see `mibench list`).")] = None,
     as_name: Annotated[str | None, typer.Option("--as", help="Store the videos under this model name (a variant "
                                                 "with other settings, e.g. musicinfuser-8steps).")] = None,
@@ -116,7 +117,8 @@ def generate(
     """Generate the videos of a suite with a model, or register your own videos (--videos --name).
 
     A model name stands for one set of settings in a run: other settings need --as NAME or a new run.
-    Options a generator does not use are refused. --executor ray spreads the jobs over Ray actors (this
+    Options a generator does not use are refused, and so is any option but --name, --run/--run-dir and
+    --json with --videos. --executor ray spreads the jobs over Ray actors (this
     process alone writes the store). Exit codes: 0 all done, 1 some jobs failed, 2 user error.
     """
     from mibench.stages.generate import generate_jobs
@@ -124,8 +126,12 @@ def generate(
 
     folder = run_dir_of(run, run_dir)
     if videos is not None:
+        _refuse_generate_options(context)
         _register(folder, videos, name, as_json)
         return
+    if name is not None:
+        raise ConfigError("--name names registered videos (--videos DIR), but none are given",
+                          "add --videos DIR, or use --as NAME to store generated videos under another name")
     if not model:
         raise ConfigError("no model given", "pass --model NAME (see `mibench list`) or --videos DIR --name NAME")
     check_preset(preset)
@@ -165,6 +171,19 @@ def generate(
                                "status": video.get("status", "not generated"),
                                "music_offset_s": video.get("info", {}).get("music_offset_s")} for job, video in rows]})
     finish(summary)
+
+
+REGISTER_USES = frozenset({"videos", "name", "run", "run_dir", "as_json"})  # generate's options --videos uses
+
+
+def _refuse_generate_options(context: typer.Context) -> None:
+    """With --videos, refuse (one line) every generate option given that registering does not use: any
+    value other than its default."""
+    given = [param.opts[0] for param in context.command.params
+             if param.name not in REGISTER_USES and context.params.get(param.name, param.default) != param.default]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: options of generating videos, but --videos registers existing ones",
+                          "registering takes only --name, --run/--run-dir and --json: drop the others or --videos")
 
 
 def _register(folder: Path, videos: Path, name: str | None, as_json: bool) -> None:
@@ -320,7 +339,8 @@ def metrics(
         summary = compute_run_metrics(store, models=models, limit=limit, pose=pose, workers=workers or 1,
                                       recipes=recipes, executor=None if local else runner, advance=bar.advance,
                                       log=say)
-    say(f"metrics: {summary.done} videos measured, {summary.skipped} already measured, "
+    elsewhere = f", {summary.elsewhere} being measured by another process" if summary.elsewhere else ""
+    say(f"metrics: {summary.done} videos measured, {summary.skipped} already measured{elsewhere}, "
         f"{len(summary.failed)} failed")
     emit(as_json, {**summary.as_dict(), "videos": summary.results})
     finish(summary)
@@ -356,6 +376,11 @@ def report(
     if fmt not in ("html", "md"):
         store.close()
         raise ConfigError(f"unknown format {fmt!r}", "choose html or md")
+    if changed := sorted(store.changed_videos(store.videos())):
+        store.close()
+        raise StoreError(f"{len(changed)} video file(s) changed after they were recorded (job {changed[0]}"
+                         f"{' and others' if len(changed) > 1 else ''}): the report would show another file's numbers",
+                         "restore the files, or delete them and run generate, score and metrics again")
     options = {"reference": reference, "seed": seed, "dist_reference": dist_reference,
                "min_valid_mass": min_valid_mass, "exclude_failed_raters": exclude_failed_raters}
     if fmt == "md":

@@ -7,17 +7,25 @@
 - `weights_identity(source)`: a local file or folder is named by its absolute path plus a content
   hash of its small files (configs, indices, tokenizers: under 1 MiB) and the size and first MiB of
   each larger file (the weights themselves, which are too big to hash on every run); a Hugging Face id
-  by the repo and the revision of its local snapshot (None when it is not downloaded yet).
+  by the repo and its revision (the commit hash), known before any weights are downloaded so that the
+  first run's results carry the same identity as the later ones: the revision of its local snapshot
+  when the cache holds one, else the hub's current revision (`HfApi().model_info(repo).sha`, the one a
+  download then fetches), asked once per process with a `HUB_TIMEOUT_S` timeout and never when
+  `HF_HUB_OFFLINE` is set. None only when neither answers (offline, no network, an unknown or private
+  repo): such results name no revision.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 SMALL_FILE = 1 << 20
 MAX_DEPTH = 2
+HUB_TIMEOUT_S = 10.0
+_HUB_ANSWERS: dict[str, str | None] = {}  # repo -> the hub's revision (None: it did not answer), once a process
 
 
 def digest(data: object) -> str:
@@ -45,13 +53,27 @@ def _folder_files(folder: Path, depth: int = 0) -> dict[str, str]:
     return found
 
 
+def _offline() -> bool:
+    """HF_HUB_OFFLINE is set (read as huggingface_hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 def _hub_revision(repo: str) -> str | None:
-    from huggingface_hub import snapshot_download
+    """The revision of `repo`'s local snapshot, else (online) the hub's current one, else None."""
+    from huggingface_hub import HfApi, snapshot_download
 
     try:
         return Path(snapshot_download(repo, allow_patterns=["*.json"], local_files_only=True)).name
-    except Exception:  # noqa: BLE001 - not downloaded (or not a hub id): no revision to name
+    except Exception:  # noqa: BLE001 - not downloaded (or not a hub id): ask the hub
+        pass
+    if _offline():
         return None
+    if repo not in _HUB_ANSWERS:
+        try:
+            _HUB_ANSWERS[repo] = HfApi().model_info(repo, timeout=HUB_TIMEOUT_S).sha or None
+        except Exception:  # noqa: BLE001 - no network, unknown or private repo: no revision to name
+            _HUB_ANSWERS[repo] = None
+    return _HUB_ANSWERS[repo]
 
 
 def weights_identity(source: str | Path | None) -> dict | None:

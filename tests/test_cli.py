@@ -165,3 +165,43 @@ def test_doctor_says_what_a_gpu_runs_of_each_judge():
     assert gpu_fit(card("qwen2.5-omni", "judge").memory_gb, 40.0).startswith("fits up to 30 s")
     assert gpu_fit({}, 80.0) == "memory not stated by its model card"
     assert gpu_fit(qwen3, None).startswith("no GPU here")
+
+
+# every generate option registering does not use, with a value other than its default
+GENERATE_ONLY = {"--model": "synthetic-onbeat", "--as": "x", "--suite": "aist", "--aist-music": ".", "--music": ".",
+                 "--preset": "tiny", "--seed": "7", "--seeds": "2", "--frames": "5", "--tempo": "2.0", "--weights": ".",
+                 "--steps": "3", "--dtype": "bf16", "--offload": "model", "--vae-tiling": None, "--fuse-lora": None,
+                 "--device": "cuda", "--limit": "1", "--shard": "1/2", "--executor": "ray", "--ray-address": "auto",
+                 "--workers": "2", "--no-shared-fs": None, "--max-retries": "1"}
+
+
+def test_registering_videos_refuses_the_options_of_generating(tmp_path, capsys, monkeypatch):
+    import typer.main
+
+    from mibench.cli import REGISTER_USES, app
+
+    params = typer.main.get_command(app).commands["generate"].params
+    assert set(GENERATE_ONLY) == {p.opts[0] for p in params if p.name not in REGISTER_USES}  # none forgotten
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    tone = 0.3 * np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
+    write_mp4(folder / "a.mp4", np.zeros((20, 32, 32, 3), np.uint8), 10, audio=tone, audio_sr=16000)
+    register = ["generate", "--videos", str(folder), "--name", "mine", "--run-dir", str(tmp_path / "run"), "--json"]
+    for flag, value in GENERATE_ONLY.items():
+        code, out, err = run_cli(register + [flag] + ([value] if value is not None else []), capsys, monkeypatch)
+        assert_one_line_error(code, err, f"{flag}: options of generating videos, but --videos registers")
+        assert out == ""
+    every = [part for flag, value in GENERATE_ONLY.items() for part in (flag, value) if part is not None]
+    code, _, err = run_cli(register + every, capsys, monkeypatch)
+    assert_one_line_error(code, err, ", ".join(GENERATE_ONLY) + ": options of generating videos")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+    code, out, _ = run_cli(register + ["--preset", "full", "--seed", "0"], capsys, monkeypatch)  # the defaults
+    assert code == 0 and json.loads(out)["registered"] == 1
+
+
+def test_name_without_videos_is_refused(tmp_path, music_dir, capsys, monkeypatch):
+    code, out, err = run_cli(["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--name", "mine",
+                              "--music", str(music_dir), "--run-dir", str(tmp_path / "run")], capsys, monkeypatch)
+    assert code == 2 and out == "" and err.startswith("error: --name names registered videos")
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -1,5 +1,6 @@
 """Settings fingerprints: a model name stands for one set of generator settings, judge evaluations with
-other settings score again beside the old answers, and the report names the settings behind each table."""
+other settings (another device type or weight dtype too) score again beside the old answers, a hub id's
+revision is known before its weights are downloaded, and the report names the settings behind each table."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import yaml
 from conftest import run_cli
 
-from mibench.fingerprint import digest, weights_identity
+from mibench.fingerprint import HUB_TIMEOUT_S, digest, weights_identity
 from mibench.generators.base import build_generator
 from mibench.resources import data_dir
 from mibench.store import Store
@@ -121,3 +122,103 @@ def test_the_judge_card_gives_the_defaults():
     assert (full.max_new_tokens, full.modal) == (2048, "av")
     tiny = build_judge("videollama2", "tiny", options={"modal": "video"})
     assert (tiny.max_new_tokens, tiny.modal) == (16, "video")
+
+
+def _evaluation(judge) -> str:
+    from mibench.stages.score import evaluation_settings
+    from mibench.suite.prompts import load_question_set
+
+    return digest(evaluation_settings(judge, load_question_set("paper"), mode="greedy", seed=0))
+
+
+def test_a_judge_on_cuda_is_another_evaluation_than_on_the_cpu():
+    from mibench.judges.base import build_judge
+    from mibench.stages.score import judge_fingerprint
+
+    for name, gpu_dtype in (("videollama2", "float16"), ("qwen2.5-omni", "bfloat16"), ("qwen3-omni", "bfloat16")):
+        cpu, cuda = build_judge(name, "full", device="cpu"), build_judge(name, "full", device="cuda")  # nothing loads
+        assert (cpu.identity()["device"], cpu.identity()["dtype"]) == ("cpu", "float32"), name
+        assert (cuda.identity()["device"], cuda.identity()["dtype"]) == ("cuda", gpu_dtype), name
+        assert cpu._model is None and cuda._model is None
+        assert judge_fingerprint(cpu) != judge_fingerprint(cuda) and _evaluation(cpu) != _evaluation(cuda), name
+        assert judge_fingerprint(build_judge(name, "full")) == judge_fingerprint(cpu)  # cpu is the default
+        other_gpu = build_judge(name, "full", device="cuda:1")  # the index is placement, not a setting
+        assert judge_fingerprint(other_gpu) == judge_fingerprint(cuda), name
+
+    for name in ("videollama2", "qwen2.5-omni"):
+        tiny = build_judge(name, "tiny", device="cpu")
+        assert (tiny.identity()["device"], tiny.identity()["dtype"]) == ("cpu", "float32")
+        assert _evaluation(tiny) == _evaluation(build_judge(name, "tiny")) == _evaluation(build_judge(name, "tiny"))
+        assert judge_fingerprint(tiny) == judge_fingerprint(build_judge(name, "tiny", device="cpu"))
+
+
+class _HubCalls:
+    """Fake huggingface_hub entry points: a local cache holding `cached` (repo -> revision) and a hub that
+    answers `online` (repo -> revision, or an exception to raise); records every call."""
+
+    def __init__(self, cached: dict, online: dict):
+        self.cached, self.online, self.calls = cached, online, []
+
+    def snapshot_download(self, repo, *, allow_patterns=None, local_files_only=False, **_):
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        self.calls.append(("snapshot_download", repo, local_files_only))
+        if not local_files_only:
+            raise AssertionError("weights_identity must not download")
+        if repo not in self.cached:
+            raise LocalEntryNotFoundError(f"{repo} is not cached")
+        return f"/cache/models--{repo.replace('/', '--')}/snapshots/{self.cached[repo]}"
+
+    def model_info(self, repo, *, timeout=None, **_):
+        from types import SimpleNamespace
+
+        self.calls.append(("model_info", repo, timeout))
+        answer = self.online[repo]
+        if isinstance(answer, Exception):
+            raise answer
+        return SimpleNamespace(sha=answer)
+
+
+def _fake_hub(monkeypatch, cached: dict, online: dict) -> _HubCalls:
+    import huggingface_hub
+
+    from mibench import fingerprint
+
+    hub = _HubCalls(cached, online)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: hub)
+    monkeypatch.setattr(fingerprint, "_HUB_ANSWERS", {})
+    return hub
+
+
+def test_a_hub_revision_is_known_before_the_weights_are_downloaded(monkeypatch):
+    repo = "some-org/some-model"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    hub = _fake_hub(monkeypatch, cached={}, online={repo: "abc123"})
+    before = weights_identity(repo)  # not downloaded yet: the hub names the revision
+    assert before == {"hub": repo, "revision": "abc123"}
+    assert ("model_info", repo, HUB_TIMEOUT_S) in hub.calls and 0 < HUB_TIMEOUT_S <= 30  # never hangs long
+    assert weights_identity(repo) == before and [c[0] for c in hub.calls].count("model_info") == 1  # asked once
+
+    hub = _fake_hub(monkeypatch, cached={repo: "abc123"}, online={repo: "abc123"})
+    assert weights_identity(repo) == before  # downloaded since: the same identity, from the cache alone
+    assert [c[0] for c in hub.calls] == ["snapshot_download"]
+
+    hub = _fake_hub(monkeypatch, cached={}, online={repo: OSError("no network")})
+    assert weights_identity(repo) == {"hub": repo, "revision": None}  # no network: no revision, no error
+    assert [c[0] for c in hub.calls] == ["snapshot_download", "model_info"]
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub = _fake_hub(monkeypatch, cached={}, online={repo: "abc123"})
+    assert weights_identity(repo) == {"hub": repo, "revision": None}  # offline: the hub is never asked
+    assert [c[0] for c in hub.calls] == ["snapshot_download"]
+    hub = _fake_hub(monkeypatch, cached={repo: "abc123"}, online={})
+    assert weights_identity(repo) == before  # offline with the weights cached
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    from mibench.judges.base import build_judge
+
+    source = build_judge("qwen2.5-omni", "full").card.weights["checkpoint"]["source"]
+    hub = _fake_hub(monkeypatch, cached={}, online={source: "def456"})
+    assert build_judge("qwen2.5-omni", "full").identity()["weights"] == {
+        "checkpoint": {"hub": source, "revision": "def456"}}

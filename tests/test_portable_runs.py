@@ -1,14 +1,18 @@
-"""Portable run folders: paths are stored relative to the run folder, so a run made from one working
-directory can be copied or moved and scored, measured and reported from another."""
+"""Portable run folders: paths are stored relative to the run folder (registered videos inside it too, even
+through a symlinked run path), so a run made from one working directory can be copied or moved and scored,
+measured and reported from another."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
+import numpy as np
 from conftest import run_cli
 
+from mibench.media.video import write_mp4
 from mibench.report.views import model_page
 from mibench.store import Store
 
@@ -48,3 +52,31 @@ def test_a_copied_run_works_from_another_directory(tmp_path, music_dir, capsys, 
     code, out, _ = run_cli(["score", "--preset", "tiny", "--max-new-tokens", "2", "--run-dir", str(moved), "--json"],
                            capsys, monkeypatch)
     assert code == 0 and json.loads(out)["skipped"] == 2
+
+
+def test_videos_registered_through_a_symlinked_run_move_with_it(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    own = run / "own"
+    own.mkdir(parents=True)
+    tone = 0.3 * np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
+    for stem in ("a", "b"):
+        write_mp4(own / f"{stem}.mp4", np.zeros((20, 32, 32, 3), np.uint8), 10, audio=tone, audio_sr=16000)
+    link = tmp_path / "link"
+    link.symlink_to(run, target_is_directory=True)
+    # the run through the symlink, the videos through it or through the real folder
+    for name, videos in (("mine", link / "own"), ("real", own)):
+        code, out, _ = run_cli(["generate", "--videos", str(videos), "--name", name, "--run-dir", str(link), "--json"],
+                               capsys, monkeypatch)
+        assert code == 0 and json.loads(out)["registered"] == 2
+    with sqlite3.connect(run / "mibench.sqlite") as db:
+        stored = sorted(row[0] for row in db.execute("SELECT path FROM videos"))
+    assert stored == ["own/a.mp4", "own/a.mp4", "own/b.mp4", "own/b.mp4"]  # relative to the run folder
+
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    link.unlink()
+    videos = Store.open(moved).videos()
+    assert len(videos) == 4 and all(Path(v["path"]).parent == moved / "own" and Path(v["path"]).is_file()
+                                    for v in videos)
+    code, out, _ = run_cli(["metrics", "--model", "mine", "--run-dir", str(moved), "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["done"] == 2 and json.loads(out)["failed"] == []

@@ -30,7 +30,8 @@ class Judge(ABC):
 
     A judge declares the settings a user may override (`options`), and whether it takes `--device` and
     `--checkpoint`; anything else is refused with one line before any work. `identity()` is everything
-    about the judge that can change an answer (settings and weights).
+    about the judge that can change an answer: settings, weights, the device type (cpu, cuda; not its
+    index) and the dtype the weights load in there (`weights_dtype()`, known without loading them).
     """
 
     options: frozenset[str] = frozenset({"modal", "max_new_tokens"})
@@ -60,13 +61,23 @@ class Judge(ABC):
     def max_new_tokens(self) -> int:
         return int(self.settings["max_new_tokens"])
 
+    @property
+    def device_type(self) -> str:
+        """The kind of device the judge runs on ("cpu", "cuda", ...): `--device` without its index."""
+        return self.device.split(":", 1)[0]
+
     def weights_identity(self) -> dict | None:
         """The identity of the weights this judge loads."""
         return None
 
+    def weights_dtype(self) -> str | None:
+        """The dtype its weights load in on this device ("float32", "bfloat16", ...), resolved without
+        loading them; None: the judge loads no weights."""
+        return None
+
     def identity(self) -> dict:
         return {"judge": self.card.name, "preset": self.preset, "settings": dict(sorted(self.settings.items())),
-                "weights": self.weights_identity()}
+                "weights": self.weights_identity(), "device": self.device_type, "dtype": self.weights_dtype()}
 
     @property
     def name(self) -> str:

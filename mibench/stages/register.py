@@ -3,9 +3,10 @@
 Each `<stem>.mp4` becomes a job of model NAME (suite `byo`), its music taken from the video's own
 audio track. The prompt, when known, comes from `<stem>.txt` or the `prompt` field of `<stem>.json`
 beside the video; without one the prompt-alignment questions are skipped for that video. Videos are
-scored in place (not copied): their paths are stored relative to the run folder when they lie inside it,
-else absolute. A name stands for one folder, and each video for its file's content (size and first MiB):
-registering another folder under the name, or a changed file again, is refused.
+scored in place (not copied): their paths are stored relative to the run folder when they lie inside it
+(even when the run or the folder is given through a symlink), so the run can be moved; else absolute.
+A name stands for one folder, and each video for its file's content (size and first MiB): registering
+another folder under the name, or a changed file again, is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ def _prompt_for(video: Path) -> str:
         except (json.JSONDecodeError, AttributeError) as exc:
             raise ConfigError(f"sidecar {json_file} is not a JSON object", "fix or remove it") from exc
     return ""
+
+
+def _in_run(store: Store, path: Path) -> Path:
+    """`path` under the run folder as the store names it when it lies inside the run (either path may go
+    through symlinks: their resolved forms are compared), so it is stored relative; else resolved."""
+    real, root = path.resolve(), store.root.resolve()
+    return store.root / real.relative_to(root) if real.is_relative_to(root) else real
 
 
 def register_videos(store: Store, folder: Path, name: str) -> tuple[list[Job], list[str]]:
@@ -68,6 +76,6 @@ def register_videos(store: Store, folder: Path, name: str) -> tuple[list[Job], l
                           "register these videos under another --name")
     store.add_jobs(jobs)
     for job, (path, info), fingerprint in zip(jobs, infos, prints, strict=True):
-        store.record_video(job.job_id, path.resolve(), fingerprint=fingerprint,
+        store.record_video(job.job_id, _in_run(store, path), fingerprint=fingerprint,
                            info={"registered": True, "fps": info.fps, "width": info.width, "height": info.height})
     return jobs, warnings

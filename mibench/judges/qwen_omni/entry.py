@@ -3,7 +3,8 @@
 Weights: the `tiny` preset without `--checkpoint` builds a seeded random thinker and a local processor (no
 download). Otherwise `--checkpoint DIR` (a released checkpoint folder: the full Omni model; only its thinker is
 loaded) or the card's Hugging Face id. On CUDA the thinker loads in bf16 with `device_map="auto"`, so what does not
-fit the GPU (`max_memory`, card setting `gpu_memory`) is offloaded to the CPU; on the CPU it runs in float32.
+fit the GPU (`max_memory`, card setting `gpu_memory`) is offloaded to the CPU; on the CPU it runs in float32
+(the tiny thinker too). The judge's identity names that dtype and the device type.
 Loading is strict: the folder's model type must be the family's, and a missing, unexpected or mis-shaped
 tensor is refused with one line.
 """
@@ -61,10 +62,11 @@ class QwenOmni(Judge):
             raise WeightsError(f"cannot read {folder / 'config.json'}: {exc}".splitlines()[0], fix) from exc
         if model_type not in MODEL_TYPES[self.family]:  # checked first: transformers would build a full-size
             raise WeightsError(f"{folder} holds a {model_type!r} checkpoint, not a {self.family} one", fix)  # model
-        cuda = self.device.startswith("cuda")
-        placement = ({"dtype": torch.bfloat16, "device_map": "auto",
-                      "max_memory": {0: self.settings.get("gpu_memory", "70GiB"), "cpu": "200GiB"}} if cuda
-                     else {"dtype": torch.float32})
+        cuda = self.device_type == "cuda"
+        placement = {"dtype": self._dtype()}
+        if cuda:
+            placement |= {"device_map": "auto",
+                          "max_memory": {0: self.settings.get("gpu_memory", "70GiB"), "cpu": "200GiB"}}
         try:
             thinker, info = THINKER_CLASSES[self.family].from_pretrained(folder, output_loading_info=True, **placement)
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
@@ -77,6 +79,15 @@ class QwenOmni(Judge):
                                + "; ".join(f"{k.split('_')[0]} {', '.join(v[:3])}" for k, v in wrong.items()), fix)
         return OmniJudge(thinker if cuda else thinker.to(self.device), load_processor(self.family, folder),
                          self.family)
+
+    def _dtype(self) -> torch.dtype:
+        """bfloat16 on CUDA, else float32; the tiny preset's random thinker is always float32."""
+        if self.preset == "tiny" and self.checkpoint is None:
+            return torch.float32
+        return torch.bfloat16 if self.device_type == "cuda" else torch.float32
+
+    def weights_dtype(self) -> str:
+        return str(self._dtype()).removeprefix("torch.")
 
     def weights_identity(self) -> dict:
         if self.preset == "tiny" and self.checkpoint is None:

@@ -2,7 +2,8 @@
 
 Weights: the `tiny` preset without `--checkpoint` builds a seeded random model locally. Otherwise
 `--checkpoint DIR` (a folder in the official VideoLLaMA2.1-7B-AV layout; its config names the SigLIP
-folder) or the model card's Hugging Face ids.
+folder) or the model card's Hugging Face ids. Real weights load in float16 on CUDA, else in float32 (the
+tiny model is float32); the judge's identity names that dtype and the device type.
 """
 
 from __future__ import annotations
@@ -29,9 +30,18 @@ class VideoLLaMA2(Judge):
             else:
                 checkpoint = self.checkpoint or self.card.weights["checkpoint"]["source"]
                 siglip = None if self.checkpoint else self.card.weights["siglip"]["source"]
-                dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-                self._model = VideoLLaMA2Judge.from_pretrained(checkpoint, siglip, device=self.device, dtype=dtype)
+                self._model = VideoLLaMA2Judge.from_pretrained(checkpoint, siglip, device=self.device,
+                                                               dtype=self._dtype())
         return self._model
+
+    def _dtype(self) -> torch.dtype:
+        """float16 on CUDA, else float32; the tiny preset's random model is always float32."""
+        if self.preset == "tiny" and self.checkpoint is None:
+            return torch.float32
+        return torch.float16 if self.device_type == "cuda" else torch.float32
+
+    def weights_dtype(self) -> str:
+        return str(self._dtype()).removeprefix("torch.")
 
     def weights_identity(self) -> dict:
         if self.preset == "tiny" and self.checkpoint is None:
