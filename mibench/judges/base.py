@@ -70,10 +70,16 @@ class Judge(ABC):
         """The identity of the weights this judge loads."""
         return None
 
+    cuda_dtype: str | None = None  # the dtype real weights load in on CUDA (None: the judge loads no weights)
+
     def weights_dtype(self) -> str | None:
-        """The dtype its weights load in on this device ("float32", "bfloat16", ...), resolved without
-        loading them; None: the judge loads no weights."""
-        return None
+        """The dtype its weights load in on this device, resolved without loading them: `cuda_dtype` on CUDA,
+        else float32 (the tiny preset's random model, built without --checkpoint, always float32); None for
+        a judge without weights."""
+        if self.cuda_dtype is None:
+            return None
+        random_tiny = self.preset == "tiny" and self.checkpoint is None
+        return self.cuda_dtype if self.device_type == "cuda" and not random_tiny else "float32"
 
     def identity(self) -> dict:
         return {"judge": self.card.name, "preset": self.preset, "settings": dict(sorted(self.settings.items())),

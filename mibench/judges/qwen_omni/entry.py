@@ -27,6 +27,8 @@ MODEL_TYPES = {"qwen2.5-omni": ("qwen2_5_omni", "qwen2_5_omni_thinker"),
 
 
 class QwenOmni(Judge):
+    cuda_dtype = "bfloat16"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._model: OmniJudge | None = None
@@ -63,7 +65,7 @@ class QwenOmni(Judge):
         if model_type not in MODEL_TYPES[self.family]:  # checked first: transformers would build a full-size
             raise WeightsError(f"{folder} holds a {model_type!r} checkpoint, not a {self.family} one", fix)  # model
         cuda = self.device_type == "cuda"
-        placement = {"dtype": self._dtype()}
+        placement = {"dtype": getattr(torch, self.weights_dtype())}
         if cuda:
             placement |= {"device_map": "auto",
                           "max_memory": {0: self.settings.get("gpu_memory", "70GiB"), "cpu": "200GiB"}}
@@ -79,15 +81,6 @@ class QwenOmni(Judge):
                                + "; ".join(f"{k.split('_')[0]} {', '.join(v[:3])}" for k, v in wrong.items()), fix)
         return OmniJudge(thinker if cuda else thinker.to(self.device), load_processor(self.family, folder),
                          self.family)
-
-    def _dtype(self) -> torch.dtype:
-        """bfloat16 on CUDA, else float32; the tiny preset's random thinker is always float32."""
-        if self.preset == "tiny" and self.checkpoint is None:
-            return torch.float32
-        return torch.bfloat16 if self.device_type == "cuda" else torch.float32
-
-    def weights_dtype(self) -> str:
-        return str(self._dtype()).removeprefix("torch.")
 
     def weights_identity(self) -> dict:
         if self.preset == "tiny" and self.checkpoint is None:

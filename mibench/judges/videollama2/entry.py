@@ -18,6 +18,8 @@ from mibench.judges.videollama2 import EncodedVideo, VideoLLaMA2Judge
 
 
 class VideoLLaMA2(Judge):
+    cuda_dtype = "float16"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._model: VideoLLaMA2Judge | None = None
@@ -31,17 +33,8 @@ class VideoLLaMA2(Judge):
                 checkpoint = self.checkpoint or self.card.weights["checkpoint"]["source"]
                 siglip = None if self.checkpoint else self.card.weights["siglip"]["source"]
                 self._model = VideoLLaMA2Judge.from_pretrained(checkpoint, siglip, device=self.device,
-                                                               dtype=self._dtype())
+                                                               dtype=getattr(torch, self.weights_dtype()))
         return self._model
-
-    def _dtype(self) -> torch.dtype:
-        """float16 on CUDA, else float32; the tiny preset's random model is always float32."""
-        if self.preset == "tiny" and self.checkpoint is None:
-            return torch.float32
-        return torch.float16 if self.device_type == "cuda" else torch.float32
-
-    def weights_dtype(self) -> str:
-        return str(self._dtype()).removeprefix("torch.")
 
     def weights_identity(self) -> dict:
         if self.preset == "tiny" and self.checkpoint is None:
