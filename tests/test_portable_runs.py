@@ -80,3 +80,7 @@ def test_videos_registered_through_a_symlinked_run_move_with_it(tmp_path, capsys
                                     for v in videos)
     code, out, _ = run_cli(["metrics", "--model", "mine", "--run-dir", str(moved), "--json"], capsys, monkeypatch)
     assert code == 0 and json.loads(out)["done"] == 2 and json.loads(out)["failed"] == []
+    code, out, _ = run_cli(["generate", "--videos", str(moved / "own"), "--name", "mine", "--run-dir", str(moved),
+                            "--json"], capsys, monkeypatch)  # the same folder, registered again where it now is
+    assert code == 0 and json.loads(out)["registered"] == 2
+    assert len(Store.open(moved).answers()) == 0 and len(Store.open(moved).metrics()) > 0  # metrics kept

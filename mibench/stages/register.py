@@ -5,8 +5,9 @@ audio track. The prompt, when known, comes from `<stem>.txt` or the `prompt` fie
 beside the video; without one the prompt-alignment questions are skipped for that video. Videos are
 scored in place (not copied): their paths are stored relative to the run folder when they lie inside it
 (even when the run or the folder is given through a symlink), so the run can be moved; else absolute.
-A name stands for one folder, and each video for its file's content (size and first MiB): registering
-another folder under the name, or a changed file again, is refused.
+A name stands for one folder (relative to the run when inside it, so the same folder registered again after
+the run moved is the same), and each video for its file's content (size and first MiB): registering another
+folder under the name, or a changed file again, is refused.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def register_videos(store: Store, folder: Path, name: str) -> tuple[list[Job], l
         jobs.append(Job(model=name, suite="byo", music_id=path.stem, music_path=str(path.resolve()),
                         prompt_id="own" if prompt else "none", prompt=prompt, seed=0, num_frames=info.num_frames))
         infos.append((path, info))
-    settings = {"generator": "videos", "folder": str(folder.resolve())}
+    settings = {"generator": "videos", "folder": store.relative(_in_run(store, folder))}  # moves with the run
     prints = [digest({**settings, "file": file_identity(path)}) for path, _ in infos]
     changed = [job.music_id for job, fingerprint in zip(jobs, prints, strict=True)
                if (known := store.video(job.job_id)) is not None and known["fingerprint"] != fingerprint]
