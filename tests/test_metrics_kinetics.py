@@ -5,6 +5,10 @@ import pytest
 
 from mibench.errors import ConfigError
 from mibench.metrics.kinetics import (
+    BODY_JOINTS,
+    KINETIC_FPS,
+    at_kinetic_rate,
+    body,
     dist_k,
     fill_gaps,
     joint_speed,
@@ -120,3 +124,36 @@ def test_kinetic_features_of_3d_joints_take_x_and_z_as_horizontal():
     np.testing.assert_allclose(flat, features, atol=1e-9)
     with pytest.raises(ConfigError, match=r"\(T, J, 2\) or \(T, J, 3\), got \(12, 2, 4\)"):
         kinetic_features(np.zeros((frames, 2, 4)), fps)
+
+
+def _dance(fps: float, seconds: float = 4.0, joints: int = 5) -> np.ndarray:
+    """A smooth 2-D motion (each joint a sum of 1-3 Hz sines) sampled at `fps`: (T, joints, 2)."""
+    t = np.arange(int(round(seconds * fps))) / fps
+    rng = np.random.default_rng(0)
+    shape = (3, joints, 2)
+    freq, phase, amp = rng.uniform(1, 3, shape), rng.uniform(0, 6.3, shape), rng.uniform(0.1, 0.5, shape)
+    return (amp[None] * np.sin(2 * np.pi * freq[None] * t[:, None, None, None] + phase[None])).sum(axis=1)
+
+
+def test_kinetic_features_of_one_motion_do_not_depend_on_the_frame_rate():
+    reference = kinetic_features(_dance(60.0), KINETIC_FPS)
+    for fps in (30.0, 24.0, 10.0):
+        resampled = kinetic_features(at_kinetic_rate(_dance(fps), fps), KINETIC_FPS)
+        np.testing.assert_allclose(resampled, reference, rtol=0.15)
+        raw = kinetic_features(_dance(fps), fps)  # the script run at the video's own rate: far off
+        assert np.abs(raw / reference - 1).max() > 0.3
+
+
+def test_resampling_to_60_fps_keeps_the_span_and_the_frames():
+    track = _dance(30.0, seconds=2.0)
+    at60 = at_kinetic_rate(track, 30.0)
+    assert len(at60) == 2 * (len(track) - 1) + 1  # frames j / 60 up to the last frame's time
+    np.testing.assert_allclose(at60[::2], track, atol=1e-12)  # through every original frame
+    assert np.array_equal(at_kinetic_rate(track, 60.0), track)  # already at 60 fps: unchanged
+
+
+def test_body_joints_leave_out_the_face_and_hand_points():
+    landmarks = np.arange(33 * 2, dtype=float).reshape(1, 33, 2)
+    kept = body(landmarks)[0, :, 0] / 2
+    assert kept.tolist() == list(BODY_JOINTS) and len(BODY_JOINTS) == 17
+    assert not set(range(1, 11)) & set(BODY_JOINTS) and not set(range(17, 23)) & set(BODY_JOINTS)

@@ -15,6 +15,7 @@ from conftest import run_cli
 from mibench.media.synth import dancer_video, drum_track
 from mibench.media.video import write_mp4
 from mibench.metrics.compute import compute_video_metrics
+from mibench.metrics.kinetics import BODY_JOINTS
 from mibench.metrics.pose import estimator_status
 from mibench.metrics.pose_path import FAMILY as POSE
 from mibench.report.aggregate import aggregate
@@ -75,8 +76,10 @@ def test_still_person_scores_zero_with_a_note(clips):
 def test_kinetic_features_are_stored_for_dist_k(clips):
     value, params, note = _metrics(clips, 128.0, "on_beat")["pose_kinetic_energy"]
     assert note is None and value > 0
-    assert len(params["features"]) == 33 * 3 and params["aist_acceleration"] is True
-    assert params["frame_time"] == pytest.approx(1 / FPS)
+    assert len(params["features"]) == len(BODY_JOINTS) * 3 and params["aist_acceleration"] is True
+    assert params["frame_time"] == pytest.approx(1 / 60) and params["source_fps"] == FPS
+    assert params["resampled"] == (f"cubic spline from {FPS:g} to 60 fps" if FPS != 60 else "none")
+    assert params["joints"] == list(BODY_JOINTS)
 
 
 def test_no_person_leaves_pose_metrics_undefined_with_a_note(clips):
@@ -108,13 +111,15 @@ def test_metrics_stage_with_pose_and_dist_k_in_the_report(tmp_path, capsys, monk
     names = {m["name"] for m in store.metrics()}
     assert set([m.name for m in POSE.metrics(("fact", "bailando"))]) <= names and "bas_fact" in names
     objective = aggregate(store, n_boot=50).objective.set_index(["model", "key"])
-    steady, varied = objective.loc[("steady", "pose_dist_k")], objective.loc[("varied", "pose_dist_k")]
+    assert "pose_dist_k" not in objective.index.get_level_values("key")  # no reference: not the published number
+    steady, varied = objective.loc[("steady", "pose_dist_k_pooled")], objective.loc[("varied", "pose_dist_k_pooled")]
     assert steady["n_videos"] == 2 and varied["n_videos"] == 2
     assert varied["mean"] > 0 and steady["mean"] > 0
     code, _, _ = run_cli(["report", "--run-dir", str(run_dir)], capsys, monkeypatch)
-    assert code == 0 and "pose_dist_k" in (run_dir / "report" / "index.html").read_text()
+    assert code == 0 and "pose_dist_k_pooled" in (run_dir / "report" / "index.html").read_text()
     pages = [p.read_text() for p in (run_dir / "report").rglob("*.html") if p.name != "index.html"]
-    assert any("features = 99 values (for Dist_k)" in page and "motion.signal = pose" in page for page in pages)
+    features = f"features = {len(BODY_JOINTS) * 3} values (for Dist_k)"
+    assert any(features in page and "motion.signal = pose" in page for page in pages)
     by_steady = aggregate(store, n_boot=50, dist_reference="steady").objective.set_index(["model", "key"])
     assert by_steady.loc[("varied", "pose_dist_k"), "mean"] != varied["mean"]
     code, _, _ = run_cli(["report", "--dist-reference", "steady", "--run-dir", str(run_dir)], capsys, monkeypatch)

@@ -1,11 +1,14 @@
-"""Kinematics of a 2-D keypoint track: gap filling, body-size normalisation, the pose motion-speed
-envelope, kinetic features and the kinetic diversity Dist_k of a set of dances.
+"""Kinematics of a 2-D keypoint track: gap filling, body-size normalisation, the body joints, the pose
+motion-speed envelope, kinetic features and the kinetic diversity Dist_k of a set of dances.
 
 Keypoints are (T, J, 2) pixel coordinates on the constant grid k / fps (a variable-frame-rate track is
 resampled onto it first: `pose.PoseTrack.gridded`), NaN in frames where no person was found. Gaps are
 filled by linear interpolation in time (held constant before the first and after the last detection).
 Positions are then taken relative to the mid-hip of the first frame and divided by the median torso
 length (mid-shoulder to mid-hip), so the numbers do not depend on the video's size or the dancer's distance.
+The motion metrics use the body joints only (`BODY_JOINTS`: BlazePose's nose, shoulders, elbows, wrists,
+hips, knees, ankles, heels and feet, 17 points, as close as BlazePose comes to the published recipes' 24
+SMPL body joints): its 10 other face points and 6 hand points would weigh the head and hands many times.
 
 Pose speed: the mean over joints of each joint's displacement between consecutive frames, times fps
 (torso lengths per second); frame t gets the mean of the two changes around it (`motion.frame_speeds`),
@@ -14,7 +17,9 @@ as the pixel envelope does, so kinematic beats (its local minima) and BAS work t
 Kinetic features follow aistplusplus_api `features/kinetic.py` (used by AI Choreographer, Bailando,
 EDGE for Dist_k / Div_k), in 2-D: per joint, the average squared windowed velocity along x ("horizontal")
 and along y ("vertical"), and the average norm of the windowed acceleration ("energy expenditure");
-window +-`SLIDING_WINDOW` frames, frame time 1 / fps; the feature vector is (h, v, e) per joint.
+window +-`SLIDING_WINDOW` frames, frame time 1 / 60 s: the script is a 60-fps script, so a track at another
+rate is first resampled to 60 fps (`at_kinetic_rate`, a cubic spline through the frames; the features of
+one motion then do not depend on the video's frame rate); the feature vector is (h, v, e) per joint.
 The original computes the previous velocity as `p[t] - p[t-1] / frame_time` (a precedence slip that
 every published Dist_k inherits); `aist_acceleration=True` (default) keeps it for comparability,
 False uses `(p[t] - p[t-1]) / frame_time`. Dist_k (`dist_k`) is the mean Euclidean distance over all
@@ -25,6 +30,7 @@ standard deviation (+1e-10), as Bailando's `quantized_metrics` does with the rea
 from __future__ import annotations
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from mibench.errors import ConfigError
 from mibench.metrics.motion import MotionSignal, frame_speeds
@@ -36,6 +42,8 @@ SLIDING_WINDOW = 2
 POSE_STILL_THRESHOLD, POSE_STILL_QUANTILE = 0.01, 0.9
 SHOULDERS = (11, 12)  # mediapipe BlazePose landmark indices
 HIPS = (23, 24)
+BODY_JOINTS = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32)  # see the module docstring
+KINETIC_FPS = 60.0  # aistplusplus_api's frame time is 1 / 60 s
 
 
 def fill_gaps(keypoints: np.ndarray) -> np.ndarray | None:
@@ -70,6 +78,23 @@ def normalised(keypoints: np.ndarray) -> tuple[np.ndarray, float] | None:
     if scale <= 0:
         return None
     return (points - points[0, HIPS].mean(axis=0)) / scale, scale
+
+
+def body(positions: np.ndarray) -> np.ndarray:
+    """The `BODY_JOINTS` of BlazePose positions (T, 33, 2)."""
+    return np.asarray(positions)[:, BODY_JOINTS]
+
+
+def at_kinetic_rate(positions: np.ndarray, fps: float) -> np.ndarray:
+    """Positions (T, J, D) at `fps` resampled to `KINETIC_FPS` by a cubic spline through the frames (times
+    k / fps), over the same span (frames j / 60 up to the last frame's time); unchanged at 60 fps or with
+    fewer than 2 frames."""
+    points = np.asarray(positions, dtype=np.float64)
+    if fps == KINETIC_FPS or len(points) < 2:
+        return points
+    times = np.arange(len(points)) / fps
+    grid = np.arange(int(np.floor(times[-1] * KINETIC_FPS + 1e-9)) + 1) / KINETIC_FPS
+    return CubicSpline(times, points, axis=0)(grid)
 
 
 def joint_speed(positions: np.ndarray, fps: float) -> np.ndarray:
@@ -121,8 +146,11 @@ def kinetic_features(positions: np.ndarray, fps: float, *, aist_acceleration: bo
     return np.stack([horizontal, vertical, energy], axis=1).ravel()
 
 
-def kinetic_params(fps: float, aist_acceleration: bool = True) -> dict:
-    return {"sliding_window": SLIDING_WINDOW, "frame_time": 1.0 / fps, "aist_acceleration": aist_acceleration,
+def kinetic_params(source_fps: float, aist_acceleration: bool = True) -> dict:
+    """How the pose path's kinetic features were made from a track at `source_fps`."""
+    resampled = "none" if source_fps == KINETIC_FPS else f"cubic spline from {source_fps:g} to {KINETIC_FPS:g} fps"
+    return {"sliding_window": SLIDING_WINDOW, "frame_time": 1.0 / KINETIC_FPS, "source_fps": source_fps,
+            "resampled": resampled, "aist_acceleration": aist_acceleration, "joints": list(BODY_JOINTS),
             "axes": "x horizontal, y vertical (image)", "units": "torso lengths", "up": "y"}
 
 

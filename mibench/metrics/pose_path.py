@@ -1,5 +1,6 @@
-"""The pose path's metrics (the paper's Table 8 on generated videos): BAS by recipe on the 2-D pose motion
-signal (`pose_bas_<recipe>`), the kinetic energy with the whole kinetic feature vector in its parameters
+"""The pose path's metrics (the paper's Table 8 on generated videos), on the body joints of the 2-D pose
+(`kinetics.BODY_JOINTS`): BAS by recipe on the pose motion signal (`pose_bas_<recipe>`), the kinetic energy
+with the whole kinetic feature vector (at 60 fps, `kinetics.at_kinetic_rate`) in its parameters
 (from which the report computes each model's Dist_k) and the share of frames with a person. A video in
 which no person is found leaves them undefined with a note; a variable-frame-rate one carries the timing
 warning in every note but `pose_detected`'s.
@@ -11,7 +12,16 @@ from collections.abc import Sequence
 
 from mibench.metrics.bas import RECIPES, scores
 from mibench.metrics.family import Family, Inputs, Metric, MetricValue, noted
-from mibench.metrics.kinetics import kinetic_features, kinetic_params, normalised, pose_motion
+from mibench.metrics.kinetics import (
+    BODY_JOINTS,
+    KINETIC_FPS,
+    at_kinetic_rate,
+    body,
+    kinetic_features,
+    kinetic_params,
+    normalised,
+    pose_motion,
+)
 from mibench.metrics.pose import pose_track
 
 
@@ -28,10 +38,11 @@ def pose_metrics(inputs: Inputs) -> dict[str, MetricValue]:
         return {name: noted((None, params, note), warning) for name in undefined} | {
             "pose_detected": (track.detected, params, note)}
     positions, torso = found
-    params |= {"torso_px": torso}
+    positions = body(positions)
+    params |= {"torso_px": torso, "joints": list(BODY_JOINTS)}
     motion = pose_motion(positions, fps, params)
     out = scores(motion, beats, music_note, recipes, prefix="pose_")
-    features = kinetic_features(positions, fps)
+    features = kinetic_features(at_kinetic_rate(positions, fps), KINETIC_FPS)
     kinetic = kinetic_params(fps) | {"pose": params}
     if features is None:
         out["pose_kinetic_energy"] = (None, kinetic, "fewer than 3 frames: no kinetic features")

@@ -37,11 +37,13 @@ the expected-score option): answers made under other judge settings are another 
 beside, never mixed in (`labelled_answers`). Objective metrics (`store.metrics()`: per metric, the
 values made under the stage options recorded last) are aggregated per model the same way, and the
 headline score per prompt tag and music genre (`slices`);
-a NULL value is undefined and counted in `n_missing`. `pose_dist_k` (kinetic diversity, the paper's
-Dist_k) is a property of a model's set of videos, not of a video: `kinetics.dist_k` over the kinetic
-feature vectors stored with `pose_kinetic_energy`, z-normalised with the pooled vectors of every model of
-the run, or with one model's (`dist_reference`): Bailando and the paper normalise with the real dances,
-so register the AIST videos as a model (`generate --videos`) and name it; it has no interval.
+a NULL value is undefined and counted in `n_missing`. Kinetic diversity (the paper's Dist_k) is a property
+of a model's set of videos, not of a video: `kinetics.dist_k` over the kinetic feature vectors stored with
+`pose_kinetic_energy`. `pose_dist_k` z-normalises them with one model's vectors (`dist_reference`), as
+Bailando and the paper do with the real dances (register the AIST videos as a model with `generate
+--videos` and name it); without a reference the report gives `pose_dist_k_pooled`, normalised with the
+pooled vectors of every model of the run, under that other name because it is not the published number
+and moves when models are added. Neither has an interval.
 """
 
 from __future__ import annotations
@@ -259,8 +261,9 @@ def _objective(metric_rows: list[dict], jobs: list[dict], n_boot: int, seed: int
 
 
 def _kinetic_diversity(metrics: pd.DataFrame, reference: str | None) -> list[dict]:
-    """One `pose_dist_k` row per model with kinetic feature vectors (see the module docstring), from the
-    run's metric rows joined with their jobs' models."""
+    """One Dist_k row per model with kinetic feature vectors (see the module docstring), from the run's
+    metric rows joined with their jobs' models: `pose_dist_k` normalised with `reference`'s vectors, else
+    `pose_dist_k_pooled`."""
     features: dict[str, list[list[float]]] = {}
     kinetic = metrics.loc[metrics["name"] == "pose_kinetic_energy", ["model", "params"]]
     for model, params in kinetic.itertuples(index=False):
@@ -276,7 +279,8 @@ def _kinetic_diversity(metrics: pd.DataFrame, reference: str | None) -> list[dic
     rows = []
     for model, vectors in sorted(features.items()):
         value = dist_k(np.array(vectors), reference=pooled)
-        rows.append({"model": model, "key": "pose_dist_k", "mean": np.nan if value is None else value,
+        rows.append({"model": model, "key": "pose_dist_k" if reference else "pose_dist_k_pooled",
+                     "mean": np.nan if value is None else value,
                      "ci_low": np.nan, "ci_high": np.nan, "n_videos": len(vectors), "n_answers": len(vectors),
                      "n_missing": 0 if value is not None else len(vectors), "clustering": "none (a set statistic)"})
     return rows

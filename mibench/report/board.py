@@ -23,7 +23,8 @@ from mibench.report.views import Cell, clustering_text, model_page, objective_ce
 SUMMARY_KEYS = (OVERALL, "dance_quality", "video_quality", "prompt_alignment")
 SUMMARY_LABELS = {OVERALL: "Overall", "dance_quality": "Dance", "video_quality": "Video",
                   "prompt_alignment": "Prompt align."}
-HEADLINE_OBJECTIVE = ("pose_bas_fact", "pose_bas_bailando", "pose_dist_k", "bas_fact", "bas_bailando")
+HEADLINE_OBJECTIVE = ("pose_bas_fact", "pose_bas_bailando", "pose_dist_k", "pose_dist_k_pooled", "bas_fact",
+                      "bas_bailando")
 
 
 @dataclass

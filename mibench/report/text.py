@@ -176,8 +176,9 @@ def markdown(data: ReportData) -> str:
                       f"{c['p']} | {c['p_holm']} |" for c in section.comparisons]
     lines += _md_slices(agg)
     if data.objective is not None:
-        normalised = agg.dist_reference or "all models of the run"
-        lines += ["", f"## Objective metrics (pose_dist_k normalised with {_md(normalised)})", "",
+        dist = (f"pose_dist_k normalised with {_md(agg.dist_reference)}" if agg.dist_reference else
+                "pose_dist_k_pooled normalised with all models of the run, not the published Dist_k")
+        lines += ["", f"## Objective metrics ({dist})", "",
                   *_md_table(data.objective, ["Model", *data.objective.headers, "Missing"], lambda row: [],
                              lambda row: [str(row.missing)], title=False)]
     lines += _md_studies(data.studies)

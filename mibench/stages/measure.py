@@ -10,7 +10,8 @@ an item (which carry the same music) mostly meet in one process and their music 
 With a Ray `executor` (`mibench.stages.executor`), `Measurer` actors on CPUs measure the videos instead
 and the parent records them as they come.
 
-Metrics are stored under the fingerprint of the stage options (`metrics_fingerprint`): a video is
+Metrics are stored under the fingerprint of the stage options and of the metrics' code version
+(`metrics_fingerprint`, `METRICS_VERSION`): a video is
 measured again when its metrics under these options are incomplete, and values made under other
 options stay beside them (the report reads, per metric, the options recorded last). Each video to
 measure is claimed in the store (`metrics:<fingerprint>:<job>`) until its values are recorded, so a second
@@ -69,10 +70,15 @@ def _results(tasks: list[tuple[str, dict]], workers: int, chunk: int) -> Iterato
         yield from pool.map(_measure_in_worker, paths, options, chunksize=chunk)
 
 
+METRICS_VERSION = 2  # raised whenever a metric's computation changes: values made before are not reused
+# 2: the pose path uses the body joints only, and its kinetic features are made at 60 fps
+
+
 def metrics_fingerprint(options: dict) -> str:
     """The fingerprint of the stage options that shape the pixel and pose metrics (`pose` and `recipes`
-    only add metrics, each named after its recipe, so they are not part of it)."""
-    return digest({"stage": "metrics", **{k: v for k, v in options.items() if k not in ("pose", "recipes")}})
+    only add metrics, each named after its recipe, so they are not part of it) and of `METRICS_VERSION`."""
+    return digest({"stage": "metrics", "version": METRICS_VERSION,
+                   **{k: v for k, v in options.items() if k not in ("pose", "recipes")}})
 
 
 def compute_run_metrics(store: Store, *, models: list[str] | None = None, limit: int | None = None,
