@@ -198,8 +198,12 @@ def _register(folder: Path, videos: Path, name: str | None, as_json: bool) -> No
         jobs, warnings = register_videos(store, videos, name)
     for warning in warnings:
         say(f"warning {warning}")
-    say(f"registered {len(jobs)} videos as model {name!r} in {folder}")
-    emit(as_json, {"run_dir": str(folder), "model": name, "registered": len(jobs), "warnings": warnings})
+    skipped = len(list(Path(videos).glob("*.mp4"))) - len(jobs)  # files that could not be read
+    say(f"registered {len(jobs)} videos as model {name!r} in {folder}" + (f", {skipped} skipped" if skipped else ""))
+    emit(as_json, {"run_dir": str(folder), "model": name, "registered": len(jobs), "skipped": skipped,
+                   "warnings": warnings})
+    if skipped:
+        sys.exit(1)
 
 
 @app.command()
@@ -460,19 +464,48 @@ def demo(
 
 
 def main() -> None:
+    """Run the command line: user errors (bad options included) as one `error:` line and exit 2, Ctrl-C as
+    exit 130 with finished work kept, a CPU-only torch asked for CUDA as one line."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
-        err.print("interrupted; finished work is kept in the run's store")
-        sys.exit(130)
-    except (MibenchError, OSError, MemoryError, RuntimeError, sqlite3.Error) as exc:
+        _interrupted()
+    except Exception as exc:
+        _fail(exc)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    err.print("interrupted; finished work is kept in the run's store")
+    sys.exit(130)
+
+
+def _fail(exc: Exception) -> None:
+    """One line for what the user can fix; anything else is raised (a bug shows its traceback)."""
+    kind = type(exc).__name__
+    if kind == "Abort":  # click's Ctrl-C
+        _interrupted()
+    if kind == "NoArgsIsHelpError":  # `mibench` alone: the help
+        err.print(exc.format_message(), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    if hasattr(exc, "format_message") and getattr(exc, "exit_code", None) == 2:  # click's usage errors
+        line = " ".join(exc.format_message().split())
+        err.print(f"[bold red]error:[/bold red] {escape(line)} (see --help)", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    found = None
+    if isinstance(exc, MibenchError):
+        found = exc
+    elif isinstance(exc, AssertionError) and str(exc).startswith("Torch not compiled with CUDA"):
+        found = ConfigError("this torch is a CPU build: it cannot use CUDA",
+                            "pass --device cpu, or install a CUDA build of torch on a GPU machine")
+    elif isinstance(exc, OSError | MemoryError | RuntimeError | sqlite3.Error):
         from mibench.faults import environment_error
 
-        found = exc if isinstance(exc, MibenchError) else environment_error(exc)
-        if found is None:
-            raise
-        err.print(f"[bold red]error:[/bold red] {escape(found.line())}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        found = environment_error(exc)
+    if found is None:
+        raise exc
+    err.print(f"[bold red]error:[/bold red] {escape(found.line())}", highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":  # `accelerate launch -m mibench.cli train ...`

@@ -23,7 +23,20 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the f
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
 ShardOpt = Annotated[str | None, typer.Option("--shard", help="Only shard I of N of the jobs: I/N with I from 0 to "
                                              "N-1 (0/4 .. 3/4), e.g. $SLURM_ARRAY_TASK_ID/4 with --array=0-3.")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device, e.g. cpu or cuda (default cpu).")]
+def _device(value: str | None) -> str | None:
+    """`--device` as torch reads it, or one line saying why not."""
+    if value is not None:
+        import torch
+
+        try:
+            torch.device(value)
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(f"--device {value!r} is not a torch device", "use e.g. cpu, cuda or cuda:1") from exc
+    return value
+
+
+DeviceOpt = Annotated[str | None, typer.Option("--device", callback=_device,
+                                               help="torch device, e.g. cpu or cuda (default cpu).")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="Where the jobs run: local (this process) or ray (Ray "
                                           "actors, one per GPU, each loading the model once; needs mibench[ray]).")]
 RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join with --executor ray "
@@ -39,7 +52,12 @@ NoSharedFsOpt = Annotated[bool, typer.Option("--no-shared-fs", help="Ray workers
 
 
 def run_dir_of(run: str, run_dir: Path | None) -> Path:
-    return run_dir if run_dir is not None else Path("runs") / run
+    """The run folder `--run-dir`, else runs/<run>; one line when a file stands where it must be a folder."""
+    folder = run_dir if run_dir is not None else Path("runs") / run
+    blocked = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"run folder {folder} cannot be used: {blocked} is a file", "give a folder for --run-dir")
+    return folder
 
 
 def emit(as_json: bool, data: dict) -> None:

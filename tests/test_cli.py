@@ -117,7 +117,7 @@ def test_bring_your_own_videos(tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(["generate", "--videos", str(folder), "--name", "mine", "--run-dir",
                               str(tmp_path / "run"), "--json"], capsys, monkeypatch)
     result = json.loads(out)
-    assert code == 0 and result["registered"] == 3
+    assert code == 1 and (result["registered"], result["skipped"]) == (3, 1)  # broken.mp4 skipped: a failure
     assert any("broken.mp4" in w for w in result["warnings"])
     assert any("silent.mp4" in w and "no audio" in w for w in result["warnings"])
     store = Store.open(tmp_path / "run")
@@ -205,3 +205,38 @@ def test_name_without_videos_is_refused(tmp_path, music_dir, capsys, monkeypatch
                               "--music", str(music_dir), "--run-dir", str(tmp_path / "run")], capsys, monkeypatch)
     assert code == 2 and out == "" and err.startswith("error: --name names registered videos")
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("args", "start"), [
+    (["generate", "--limit", "0"], "error: Invalid value for '--limit'"),
+    (["generate", "--bogus"], "error: No such option: --bogus"),
+    (["no-such-command"], "error: No such command 'no-such-command'"),
+    (["generate", "--model", "synthetic-onbeat", "--device", "nope"], "error: --device 'nope' is not a torch device"),
+    (["bench", "gpu"], "error: the full-size GPU bench does not run on cpu"),
+])
+def test_usage_errors_are_one_line(args, start, capsys, monkeypatch):
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 2 and out == "" and err.startswith(start) and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_file_where_the_run_folder_goes_is_one_line(tmp_path, music_dir, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    for run_dir in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        code, _, err = run_cli(["generate", "--model", "synthetic-onbeat", "--preset", "tiny", "--music",
+                                str(music_dir), "--run-dir", str(run_dir)], capsys, monkeypatch)
+        blocked = tmp_path / "afile"
+        assert code == 2 and err.startswith(f"error: run folder {run_dir} cannot be used: {blocked} is a file")
+
+
+def test_registering_unreadable_videos_fails(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(b"not a video")
+    code, _, err = run_cli(["generate", "--videos", str(folder), "--name", "mine", "--run-dir", str(tmp_path / "run")],
+                           capsys, monkeypatch)
+    assert code == 2 and err.startswith("error: none of the 1 mp4s") and len(err.strip().splitlines()) == 1
+    write_mp4(folder / "b.mp4", np.zeros((10, 32, 32, 3), np.uint8), 10, audio=np.zeros(16000, np.float32),
+              audio_sr=16000)
+    code, out, err = run_cli(["generate", "--videos", str(folder), "--name", "mine", "--run-dir", str(tmp_path / "run"),
+                              "--json"], capsys, monkeypatch)
+    assert code == 1 and (json.loads(out)["registered"], json.loads(out)["skipped"]) == (1, 1)  # the name was free

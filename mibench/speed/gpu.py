@@ -168,6 +168,9 @@ def bench_gpu(*, preset: str = "full", parts: tuple[str, ...] = PARTS, device: s
         raise ConfigError(f"unknown part {unknown[0]!r}" if unknown else f"unknown preset {preset!r}",
                           f"parts: {', '.join(PARTS)}; presets: {', '.join(SIZES)}")
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if preset == "full" and target.type != "cuda":
+        raise ConfigError(f"the full-size GPU bench does not run on {target} (its models need tens of GB of GPU "
+                          "memory)", "run it on a CUDA machine, or pass --preset tiny")
     if dtype not in (None, *DTYPES):
         raise ConfigError(f"unknown dtype {dtype!r}", f"choose one of: {', '.join(DTYPES)}")
     weights = DTYPES[dtype or ("bf16" if target.type == "cuda" else "fp32")]

@@ -62,6 +62,9 @@ def register_videos(store: Store, folder: Path, name: str) -> tuple[list[Job], l
         jobs.append(Job(model=name, suite="byo", music_id=path.stem, music_path=str(path.resolve()),
                         prompt_id="own" if prompt else "none", prompt=prompt, seed=0, num_frames=info.num_frames))
         infos.append((path, info))
+    if not jobs:  # before the name is claimed: nothing is bound to it
+        raise ConfigError(f"none of the {len(files)} mp4s in {folder} can be read ({warnings[0]})",
+                          "replace or re-encode them")
     settings = {"generator": "videos", "folder": store.relative(_in_run(store, folder))}  # moves with the run
     prints = [digest({**settings, "file": file_identity(path)}) for path, _ in infos]
     changed = [job.music_id for job, fingerprint in zip(jobs, prints, strict=True)
