@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from test_report_browser import ARGS, ARTIFACTS, CHROMIUM, chromium_launcher
+from test_report_browser import ARTIFACTS, chromium_launcher, new_page
 
 from mibench.cards import cards
 from mibench.demo import run_demo
@@ -62,8 +62,7 @@ def test_demo_report_in_chromium(demo, tmp_path):
     sync_playwright = chromium_launcher()
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        browser, page, _ = new_page(p)
         page.goto(index.as_uri())
         assert page.locator("table.leaderboard").count() >= 4
         # the first screen is the ranking: the leaderboard's header and first rows lie inside the viewport

@@ -50,6 +50,16 @@ def chromium_launcher():
     return sync_playwright
 
 
+def new_page(playwright) -> tuple:
+    """(browser, a 1280x900 page, the list its console errors and page errors go to) in Chromium."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return browser, page, problems
+
+
 def clip(path: Path, hue: int, seconds: float = 2.0, fps: int = 8) -> None:
     """A short clip: a moving bar over a coloured background, with a 440 Hz tone."""
     t = int(seconds * fps)
@@ -91,11 +101,7 @@ def test_report_in_chromium(report):
     sync_playwright = chromium_launcher()
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
+        browser, page, problems = new_page(p)
 
         page.goto(report.as_uri())
         # the ranking first, then dance, video, prompt alignment and summary tables

@@ -15,7 +15,7 @@ import time
 import pytest
 import uvicorn
 from study_run import build_run, free_port, make_study
-from test_report_browser import ARGS, ARTIFACTS, CHROMIUM, chromium_launcher
+from test_report_browser import ARTIFACTS, chromium_launcher, new_page
 
 from mibench.store import Store
 from mibench.study.model import rater_links
@@ -78,11 +78,7 @@ def test_rating_a_study_in_chromium(served):
     ARTIFACTS.mkdir(exist_ok=True)
     given: list[tuple[str, str, str]] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
+        browser, page, problems = new_page(p)
         statuses: list[tuple[int, str]] = []
         page.on("response", lambda r: statuses.append((r.status, r.url)))
         page.goto(link["url"])

@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import run_cli, store_answers
 from study_run import build_run
-from test_report_browser import ARGS, ARTIFACTS, CHROMIUM, chromium_launcher
+from test_report_browser import ARTIFACTS, chromium_launcher, new_page
 
 from mibench.store import Store
 from mibench.study.votes import record_vote
@@ -77,8 +77,7 @@ def test_create_vote_export_and_report(tmp_path, capsys, monkeypatch):
     sync_playwright = chromium_launcher()  # the report's study section, as a reader sees it
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        browser, page, _ = new_page(p)
         page.goto((run / "report" / "index.html").as_uri())
         section = page.locator("#studies")
         assert section.locator("table.study tbody tr").count() == 4
