@@ -89,8 +89,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 _JOB_COLUMNS = ("job_id", "item_id", "model", "suite", "music_id", "music_path", "prompt_id", "prompt",
                 "seed", "num_frames", "tempo", "bpm", "genre", "tags")
-CHANGED_VIDEO = ("its file changed after it was recorded, so scores and metrics would describe another file (delete "
-                 "it and run `mibench generate` again, or register it again)")
+CHANGED_VIDEO = ("its file changed after it was recorded, so scores and metrics would describe another file (restore "
+                 "it, or delete it and run `mibench generate` again; registered videos: register the folder under "
+                 "another --name)")
 _UPGRADES = {2: ("ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
                  "ALTER TABLE answers ADD COLUMN valid_mass REAL"),
              3: ("ALTER TABLE videos ADD COLUMN content TEXT",)}  # from version -> to the next
